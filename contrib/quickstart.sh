@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# edgekv quick start (Debian 12, as root or with sudo):
+#   contrib/quickstart.sh        install packages, build, run a private Redis and edgekv on
+#                                127.0.0.1:8080 in the foreground; Ctrl-C stops both
+#   contrib/quickstart.sh test   install packages, build and run the whole test suite
+#                                (gcc -Werror build, ASan+UBSan build, make distcheck)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+# What the build, the tests and the quick start need (all Debian 12 packages).
+PACKAGES=(build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
+          libjansson-dev check node-llhttp redis-server redis-tools curl)
+QS_REDIS_PORT=${EDGEKV_QS_REDIS_PORT:-6390}   # not 6379: Debian's own redis may be there
+JOBS=${JOBS:-$(nproc)}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing: ${missing[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+# build DIR [configure options...]: an out-of-tree build in DIR.
+build() {
+    local dir=$1; shift
+    [ -x configure ] || ./autogen.sh >/dev/null
+    mkdir -p "$dir"
+    (cd "$dir" && "$top/configure" -q "$@" && make -s -j"$JOBS")
+}
+
+run_tests() {
+    local status=0
+    echo "==> gcc build with -Werror: make check"
+    build build/check --enable-werror --enable-tests
+    make -C build/check -s -j"$JOBS" check || status=1
+    echo "==> ASan+UBSan build: make check"
+    build build/sanitize --enable-werror --enable-tests --enable-sanitizers CFLAGS="-O1 -g"
+    make -C build/sanitize -s -j"$JOBS" check || status=1
+    echo "==> make distcheck"
+    make -C build/check -s distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-tests" \
+        >build/distcheck.log 2>&1 || { tail -n 60 build/distcheck.log; status=1; }
+    summarize
+    return $status
+}
+
+# One closing line for all suites, "N passed, N failed", from the Check logs.
+summarize() {
+    local passed=0 failed=0 c f e
+    while read -r c f e; do
+        passed=$((passed + c - f - e)); failed=$((failed + f + e))
+    done < <(cat build/check/tests/*/*.log build/sanitize/tests/*/*.log 2>/dev/null |
+             sed -n 's/.*Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p')
+    echo "${passed} passed, ${failed} failed"
+}
+
+run_quickstart() {
+    build build/check
+    local data="$top/.run/redis"
+    mkdir -p "$data"
+    echo "==> starting redis-server on 127.0.0.1:$QS_REDIS_PORT (data in $data)"
+    redis-server "$top/conf/redis-origin.conf" --port "$QS_REDIS_PORT" --dir "$data" \
+        --daemonize no --logfile "$data/redis.log" &
+    local redis_pid=$!
+    trap 'kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 50); do
+        redis-cli -p "$QS_REDIS_PORT" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "==> starting edgekv on 127.0.0.1:8080 (Ctrl-C stops both)"
+    build/check/edgekv -c "$top/conf/edgekv.conf" --origin "redis://127.0.0.1:$QS_REDIS_PORT/0" || true
+}
+
+install_packages
+case "${1:-run}" in
+    run) run_quickstart ;;
+    test) run_tests ;;
+    *) echo "usage: $0 [run|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+/* api.h - the HTTP API of one worker: the router for the paths of API.md and their handlers,
+ * plus the operations endpoints (/healthz, /readyz, /metrics). */
+#ifndef EDGEKV_API_H
+#define EDGEKV_API_H
+
+#include "edgekv/common.h"
+
+struct ekv_conf;
+struct ekv_api;
+struct ekv_origin;
+struct ekv_origin_script;
+struct ekv_http_hooks;
+
+/** Connection tags (ekv_http_server_adopt): which listener accepted the connection. */
+enum ekv_api_tag {
+    EKV_API_TAG_MAIN = 0,  /* `listen` */
+    EKV_API_TAG_ADMIN = 1, /* `admin-listen`: operations endpoints only */
+};
+
+/** The API of one worker, using @origin (this worker's Redis connection). @conf and @origin are
+ * borrowed and must outlive it. Never NULL. */
+struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *origin);
+/** NULL is a no-op. */
+void ekv_api_free(struct ekv_api *api);
+/** Fills the on_head/on_request callbacks (and their argument) of @hooks. */
+void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks);
+/** From now on /readyz answers 503: the process is shutting down. */
+void ekv_api_set_draining(struct ekv_api *api);
+
+/**
+ * The Lua scripts the API runs at the origin, as a table for ekv_origin_opts (each worker's
+ * origin fills in the SHA-1s of its own copy). Returns a new array of *@n entries; free it with
+ * ekv_free().
+ */
+struct ekv_origin_script *ekv_api_scripts(size_t *n);
+
+/** Largest body of a JSON or form request (store and link management). */
+#define EKV_API_SMALL_BODY (64 * 1024)
+
+#endif /* EDGEKV_API_H */

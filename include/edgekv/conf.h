@@ -1,0 +1,135 @@
+/* conf.h - edgekv's configuration: one table of directives drives parsing, validation,
+ * --help and the documented sample file (conf/edgekv.conf). A loaded configuration is a plain,
+ * immutable snapshot: build a new one to change anything. */
+#ifndef EDGEKV_CONF_H
+#define EDGEKV_CONF_H
+
+#include <stdio.h>
+
+#include "edgekv/common.h"
+
+/** A listen address: "host:port" or "[v6]:port". @host is without brackets. */
+struct ekv_conf_addr {
+    char *host; /* NULL when the directive is empty (e.g. no admin-listen) */
+    uint16_t port; /* 0 = let the kernel pick one */
+};
+
+/** The parsed `origin` URL: redis://[[user]:password@]host:port[/db] or unix:///path. */
+struct ekv_conf_origin {
+    char *host;      /* NULL for a unix socket */
+    uint16_t port;   /* default 6379 */
+    char *unix_path; /* NULL for TCP */
+    char *user;      /* NULL unless an ACL user is given */
+    char *password;  /* NULL unless given (percent-decoded) */
+    unsigned db;     /* default 0 */
+};
+
+/** A list of strings (repeatable directives such as api-token). */
+struct ekv_conf_strlist {
+    char **items;
+    size_t count;
+};
+
+/** Every directive of API.md "Running edgekv". Durations are milliseconds, sizes bytes. */
+struct ekv_conf {
+    struct ekv_conf_addr listen;       /* listen: 127.0.0.1:8080 */
+    struct ekv_conf_addr admin_listen; /* admin-listen: empty */
+    char *origin_url;                  /* origin: as written (password included: never log it) */
+    struct ekv_conf_origin origin;     /* origin, parsed */
+    char *ns;                          /* namespace: "edgekv:" */
+    unsigned threads;                  /* threads: 0 = one per CPU */
+    unsigned max_connections;          /* max-connections: 10000 */
+    uint64_t idle_timeout_ms;          /* idle-timeout: 60s */
+    uint64_t header_timeout_ms;        /* header-timeout: 10s */
+    uint64_t shutdown_timeout_ms;      /* shutdown-timeout: 10s */
+    uint64_t max_header_bytes;         /* max-header-bytes: 32kb */
+    uint64_t batch_max_bytes;          /* batch-max-bytes: 100mb */
+    uint64_t cache_max_bytes;          /* cache-max-bytes: 256mb */
+    uint64_t cache_max_item_bytes;     /* cache-max-item-bytes: 1mb */
+    uint64_t cache_max_ttl_ms;         /* cache-max-ttl: 300s */
+    uint64_t negative_ttl_ms;          /* negative-ttl: 5s */
+    uint64_t max_staleness_ms;         /* max-staleness: 3s */
+    uint64_t stale_if_error_ms;        /* stale-if-error: 30s */
+    uint64_t origin_timeout_ms;        /* origin-timeout: 1s */
+    uint64_t value_max_bytes;          /* value-max-bytes: 25mb */
+    unsigned max_stores;               /* max-stores: 50 */
+    char *service_id;                  /* service-id: empty = NULL */
+    struct ekv_conf_strlist api_tokens;  /* api-token (repeatable) */
+    struct ekv_conf_strlist read_tokens; /* read-token (repeatable) */
+    bool edge_read_public;             /* edge-read-public: no */
+    bool protected_mode;               /* protected-mode: yes */
+    int log_level;                     /* log-level: info (enum ekv_log_level) */
+};
+
+/** What the command line asked for besides directives. */
+enum ekv_conf_action {
+    EKV_CONF_RUN = 0,     /* run the server */
+    EKV_CONF_TEST,        /* -t: check the configuration and exit */
+    EKV_CONF_HELP,        /* --help / -h */
+    EKV_CONF_VERSION,     /* --version / -v */
+    EKV_CONF_SAMPLE,      /* --print-sample-config: the documented conf/edgekv.conf */
+};
+
+/** A configuration with every directive at its built-in default. Never NULL. */
+struct ekv_conf *ekv_conf_new(void);
+/** Frees @conf and everything it owns; NULL is a no-op. */
+void ekv_conf_free(struct ekv_conf *conf);
+
+/**
+ * Applies one directive. @where names the source for error messages ("edgekv.conf:12" or
+ * "--listen"). Repeatable directives append. Returns EKV_OK, or EKV_EINVAL with
+ * "WHERE: reason" written to @err.
+ */
+EKV_NODISCARD int ekv_conf_set(struct ekv_conf *conf, const char *name, const char *value,
+                               const char *where, char *err, size_t errlen);
+
+/**
+ * Reads a configuration file ("directive value" lines, '#' comments, values may be
+ * double-quoted). Unknown directives, bad values and repeated non-repeatable directives are
+ * errors reported as "FILE:LINE: reason". Returns EKV_OK or EKV_EINVAL.
+ */
+EKV_NODISCARD int ekv_conf_load_file(struct ekv_conf *conf, const char *path, char *err,
+                                     size_t errlen);
+
+/**
+ * Checks what needs more than one directive (protected mode: a non-loopback `listen` without
+ * an `api-token`; admin-listen equal to listen). Returns EKV_OK or EKV_EINVAL with @err set.
+ */
+EKV_NODISCARD int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen);
+
+/**
+ * Parses the whole command line (argv[0] ignored): -c FILE, -t, -h/--help, -v/--version,
+ * --print-sample-config, --DIRECTIVE VALUE. Loads -c FILE first, then applies the command-line
+ * directives (they win; a repeatable directive given on the command line replaces the file's
+ * list), then validates. On success *@out is a new configuration (caller frees) unless the
+ * action is HELP, VERSION or SAMPLE (then *@out is NULL). Returns the action, or EKV_EINVAL
+ * with @err set ("--threads: ..." / "FILE:LINE: ...").
+ */
+EKV_NODISCARD int ekv_conf_from_args(int argc, char **argv, struct ekv_conf **out, char *err,
+                                     size_t errlen);
+
+/**
+ * True when @a and @b hold the same value for every directive (a reload that changes nothing,
+ * or a test that a parsed file equals the defaults).
+ */
+bool ekv_conf_equal(const struct ekv_conf *a, const struct ekv_conf *b);
+
+/** Prints usage and every directive with its default and help text. */
+void ekv_conf_print_help(FILE *fp);
+/** Prints the documented sample configuration file (the shipped conf/edgekv.conf). */
+void ekv_conf_print_sample(FILE *fp);
+
+/**
+ * Parses "host:port" or "[v6]:port" into @addr (empty string: host NULL). Returns EKV_OK or
+ * EKV_EINVAL with a reason in @err.
+ */
+EKV_NODISCARD int ekv_conf_parse_addr(const char *s, struct ekv_conf_addr *addr, char *err,
+                                      size_t errlen);
+/** Parses an origin URL into @o (fields owned by @o; free with ekv_conf_origin_clear()). */
+EKV_NODISCARD int ekv_conf_parse_origin(const char *s, struct ekv_conf_origin *o, char *err,
+                                        size_t errlen);
+void ekv_conf_origin_clear(struct ekv_conf_origin *o);
+/** True when @host is a loopback address ("127.0.0.0/8", "::1", "localhost"). */
+bool ekv_conf_host_is_loopback(const char *host);
+
+#endif /* EDGEKV_CONF_H */

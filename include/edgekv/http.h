@@ -1,0 +1,126 @@
+/* http.h - the HTTP/1.1 front end of one worker thread: connections on a libevent loop, requests
+ * parsed by llhttp, responses written in request order (pipelining), limits and timeouts.
+ * It knows nothing of caches, stores or Redis: it hands complete requests to two callbacks and
+ * writes what they answer, whenever they answer (synchronously or later). */
+#ifndef EDGEKV_HTTP_H
+#define EDGEKV_HTTP_H
+
+#include "edgekv/common.h"
+
+struct event_base;
+struct evbuffer;
+struct sockaddr;
+
+struct ekv_http_server; /* one per worker thread; owns its connections */
+struct ekv_http_req;    /* one request; owned by the server, lent to the callbacks */
+
+/** Methods the router cares about; anything else is EKV_HTTP_OTHER. */
+enum ekv_http_method {
+    EKV_HTTP_OTHER = 0,
+    EKV_HTTP_GET,
+    EKV_HTTP_HEAD,
+    EKV_HTTP_PUT,
+    EKV_HTTP_POST,
+    EKV_HTTP_DELETE,
+    EKV_HTTP_PATCH,
+    EKV_HTTP_OPTIONS,
+};
+
+struct ekv_http_limits {
+    uint64_t max_header_bytes;  /* request line + headers: past it 414 (URL) or 431 (headers) */
+    uint64_t header_timeout_ms; /* from a request's first byte to the end of its headers */
+    uint64_t idle_timeout_ms;   /* keep-alive idle time; also body and write progress */
+    unsigned max_pipeline;      /* requests read ahead on one connection before pausing */
+};
+
+/**
+ * Called on the loop thread once a request's headers are complete, before its body is read.
+ * Returns the largest body the request may carry (past it: 413 and close, the rest of the
+ * body unread). It may also answer the request at once (e.g. 404, 401); a request answered
+ * here is not passed to the request callback, and if it has a body the connection is closed
+ * after the answer.
+ */
+typedef uint64_t ekv_http_head_cb(struct ekv_http_req *req, void *arg);
+
+/**
+ * Called on the loop thread with a complete request (body included). The callee must answer
+ * it exactly once with ekv_http_respond*(), now or later on the same thread, even if the client
+ * has gone away meanwhile (the server frees the request after the answer).
+ */
+typedef void ekv_http_request_cb(struct ekv_http_req *req, void *arg);
+
+/** Called when a connection closes (for the process-wide connection count). */
+typedef void ekv_http_closed_cb(void *arg);
+
+struct ekv_http_hooks {
+    ekv_http_head_cb *on_head;
+    ekv_http_request_cb *on_request;
+    void *arg;               /* passed to on_head and on_request */
+    ekv_http_closed_cb *on_closed;
+    void *closed_arg;        /* passed to on_closed */
+};
+
+/** A server on @base. @limits and @hooks are copied. Never NULL (aborts on OOM). */
+struct ekv_http_server *ekv_http_server_new(struct event_base *base,
+                                            const struct ekv_http_limits *limits,
+                                            const struct ekv_http_hooks *hooks);
+/** Closes every connection at once and frees the server; NULL is a no-op. Requests still held
+ * by the request callback stay valid until answered. */
+void ekv_http_server_free(struct ekv_http_server *srv);
+
+/**
+ * Takes over an accepted, connected socket @fd (closed on failure). @tag is an opaque number
+ * the callbacks read back with ekv_http_req_tag() (e.g. which listener accepted it).
+ * Returns EKV_OK or EKV_ERROR.
+ */
+int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag);
+
+/** Graceful stop: idle connections close now, busy ones after their current responses
+ * (answered with Connection: close). */
+void ekv_http_server_drain(struct ekv_http_server *srv);
+/** Number of open connections. */
+size_t ekv_http_server_conn_count(const struct ekv_http_server *srv);
+
+/* ---- the request (valid until answered; strings are not NUL-terminated) */
+
+enum ekv_http_method ekv_http_req_method(const struct ekv_http_req *req);
+/** The method as sent, e.g. "GET". */
+const char *ekv_http_req_method_name(const struct ekv_http_req *req);
+/** The raw (still percent-encoded) path, without the query. */
+const char *ekv_http_req_path(const struct ekv_http_req *req, size_t *len);
+/** The raw query string after '?', or NULL if there is none. */
+const char *ekv_http_req_query(const struct ekv_http_req *req, size_t *len);
+/** The first header named @lname (lower case, compared case-insensitively), or NULL. The value
+ * has surrounding whitespace removed. */
+const char *ekv_http_req_header(const struct ekv_http_req *req, const char *lname, size_t *len);
+/** The request body (complete once the request callback runs). Owned by the request: the
+ * callee may drain it. */
+struct evbuffer *ekv_http_req_body(struct ekv_http_req *req);
+/** The tag of the connection that carried the request (see ekv_http_server_adopt()). */
+int ekv_http_req_tag(const struct ekv_http_req *req);
+/** True once the client has gone away; the request must still be answered. */
+bool ekv_http_req_orphaned(const struct ekv_http_req *req);
+
+/** One pointer of the callbacks' own per request (e.g. the route chosen by the head callback);
+ * NULL until set. */
+void ekv_http_req_set_data(struct ekv_http_req *req, void *data);
+void *ekv_http_req_data(const struct ekv_http_req *req);
+
+/* ---- the response */
+
+/** Adds a response header (copied). Content-Length, Date, Server and Connection are added by
+ * the server. */
+void ekv_http_add_header(struct ekv_http_req *req, const char *name, const char *value);
+/** Answers @req with @status and the contents of @body (moved out of it, not copied: chains
+ * added with evbuffer_add_reference() stay zero-copy). @body may be NULL. For HEAD the body is
+ * counted in Content-Length and dropped. */
+void ekv_http_respond(struct ekv_http_req *req, int status, struct evbuffer *body);
+/** Answers with a copy of @len bytes at @data and a Content-Type. */
+void ekv_http_respond_data(struct ekv_http_req *req, int status, const char *content_type,
+                           const void *data, size_t len);
+/** Answers with an RFC 9457 application/problem+json body {"type","title","status","detail"}. */
+void ekv_http_respond_problem(struct ekv_http_req *req, int status, const char *detail);
+/** The standard reason phrase of @status ("Not Found"). */
+const char *ekv_http_reason(int status);
+
+#endif /* EDGEKV_HTTP_H */

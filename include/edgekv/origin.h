@@ -1,0 +1,80 @@
+/* origin.h - the Redis origin as seen by one worker thread: one asynchronous hiredis connection
+ * on the worker's loop, with what hiredis 0.14 lacks (connect and per-command timeouts,
+ * reconnection with jittered exponential backoff, AUTH/SELECT on every connect) and Lua scripts
+ * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery). It knows nothing of
+ * HTTP. Loop affinity: every function runs on the loop's thread. */
+#ifndef EDGEKV_ORIGIN_H
+#define EDGEKV_ORIGIN_H
+
+#include "edgekv/common.h"
+
+struct event_base;
+struct redisReply;
+struct ekv_conf_origin;
+struct ekv_origin;
+struct ekv_origin_op;
+
+/** A Lua script the origin runs; @sha is filled by ekv_origin_new(). */
+struct ekv_origin_script {
+    const char *name; /* for logs */
+    const char *body;
+    char sha[41];
+};
+
+struct ekv_origin_opts {
+    const struct ekv_conf_origin *addr; /* borrowed; host must be a numeric address */
+    uint64_t timeout_ms;                /* connect and per-command deadline */
+    struct ekv_origin_script *scripts;  /* borrowed; SHA-1s are written into it */
+    size_t nscripts;
+    const char *label;                  /* for logs, e.g. "worker 0" */
+};
+
+/**
+ * The answer to a command. @status is EKV_OK with @reply (which may be a Redis error reply:
+ * type REDIS_REPLY_ERROR), EKV_ECLOSED (not connected, or the connection was lost) or
+ * EKV_ETIMEDOUT (no answer within the deadline: the connection is then reset). @reply is
+ * borrowed: hiredis frees it when the callback returns, so copy what you keep. Called exactly
+ * once per command, never before ekv_origin_cmd()/ekv_origin_eval() has returned, and not at
+ * all after ekv_origin_cancel().
+ */
+typedef void ekv_origin_cb(int status, const struct redisReply *reply, void *arg);
+
+/** Called on the loop thread whenever the connection comes up (true) or goes down (false). */
+typedef void ekv_origin_state_cb(bool connected, void *arg);
+
+/** Starts connecting at once. Never NULL (aborts on OOM). */
+struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_origin_opts *opts);
+/** Closes the connection; pending commands are answered with EKV_ECLOSED before it returns.
+ * Must not be called from inside an ekv_origin_cb. NULL is a no-op. */
+void ekv_origin_free(struct ekv_origin *o);
+/** Registers a connection state callback (NULL to remove). */
+void ekv_origin_set_state_cb(struct ekv_origin *o, ekv_origin_state_cb *cb, void *arg);
+/** True while the connection is up (AUTH and SELECT accepted). */
+bool ekv_origin_connected(const struct ekv_origin *o);
+/** Number of commands sent and not yet answered. */
+size_t ekv_origin_pending(const struct ekv_origin *o);
+
+/**
+ * Sends one command (@argv/@argvlen are copied). While the origin is down the callback gets
+ * EKV_ECLOSED on the next loop turn. Returns a handle for ekv_origin_cancel(); never NULL.
+ */
+struct ekv_origin_op *ekv_origin_cmd(struct ekv_origin *o, ekv_origin_cb *cb, void *arg, int argc,
+                                     const char **argv, const size_t *argvlen);
+
+/**
+ * Runs script number @script of the opts' table: EVALSHA sha @nkeys @argv... (the @nkeys first
+ * arguments are keys). On NOSCRIPT (e.g. after SCRIPT FLUSH) it loads the script and retries
+ * once, transparently.
+ */
+struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_origin_cb *cb,
+                                      void *arg, int nkeys, int argc, const char **argv,
+                                      const size_t *argvlen);
+
+/** Detaches the caller: its callback will not be called. The command itself still completes
+ * (or fails) inside the origin, which then frees it. */
+void ekv_origin_cancel(struct ekv_origin_op *op);
+
+/** SHA-1 of @len bytes at @data as 40 lower-case hex digits plus NUL in @hex. */
+void ekv_sha1_hex(const void *data, size_t len, char hex[41]);
+
+#endif /* EDGEKV_ORIGIN_H */

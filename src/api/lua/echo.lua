@@ -1,0 +1,2 @@
+-- placeholder: returns its first argument
+return ARGV[1]

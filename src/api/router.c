@@ -1,0 +1,218 @@
+/* router.c - maps requests to handlers: the routes of API.md, the body limit of each (decided
+ * before the body is read), 404/405, and the operations endpoints. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "edgekv/alloc.h"
+#include "edgekv/conf.h"
+#include "edgekv/http.h"
+#include "edgekv/origin.h"
+
+#include "api_int.h"
+#include "api/lua_sources.h"
+
+#define M(x) (1u << EKV_HTTP_##x)
+#define READ_METHODS (M(GET) | M(HEAD))
+
+bool ekv_route_match(const char *pattern, const char *path, size_t len,
+                     struct ekv_route_capture *cap)
+{
+    const char *p = path, *end = path + len;
+    unsigned ncap = 0;
+
+    while (*pattern != '\0') {
+        if (pattern[0] == '*' && pattern[1] == '*') { /* the rest of the path */
+            if (p == end || ncap == EKV_ROUTE_MAX_CAPTURES)
+                return false;
+            cap[ncap++] = (struct ekv_route_capture){p, (size_t)(end - p)};
+            return pattern[2] == '\0';
+        }
+        if (*pattern == '*') { /* one non-empty segment */
+            const char *s = p;
+            while (p < end && *p != '/')
+                p++;
+            if (p == s || ncap == EKV_ROUTE_MAX_CAPTURES)
+                return false;
+            cap[ncap++] = (struct ekv_route_capture){s, (size_t)(p - s)};
+            pattern++;
+            continue;
+        }
+        if (p == end || *p != *pattern)
+            return false;
+        p++;
+        pattern++;
+    }
+    return p == end;
+}
+
+void ekv_api_respond_json(struct ekv_http_req *req, int status, void *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    json_decref(body);
+    if (text == NULL)
+        abort();
+    ekv_http_add_header(req, "Cache-Control", "no-store");
+    ekv_http_respond_data(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static void h_healthz(struct ekv_api *api, struct ekv_http_req *req,
+                      const struct ekv_route_capture *cap)
+{
+    ekv_api_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
+                     const struct ekv_route_capture *cap)
+{
+    if (api->draining)
+        ekv_api_respond_json(req, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason",
+                                                 "shutting down"));
+    else if (!ekv_origin_connected(api->origin))
+        ekv_api_respond_json(req, 503, json_pack("{s:s, s:s, s:s}", "status", "not ready",
+                                                 "reason", "origin not connected", "origin",
+                                                 "down"));
+    else
+        ekv_api_respond_json(req, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+/* Routes whose issue has not landed yet. */
+static void h_not_implemented(struct ekv_api *api, struct ekv_http_req *req,
+                              const struct ekv_route_capture *cap)
+{
+    ekv_http_respond_problem(req, 501, "this endpoint is not implemented yet");
+}
+
+static const struct ekv_route routes[] = {
+    {"/healthz", READ_METHODS, true, EKV_BODY_SMALL, h_healthz},
+    {"/readyz", READ_METHODS, true, EKV_BODY_SMALL, h_readyz},
+    {"/metrics", READ_METHODS, true, EKV_BODY_SMALL, h_not_implemented},
+    {"/resources/stores/kv", M(GET) | M(POST), false, EKV_BODY_SMALL, h_not_implemented},
+    {"/resources/stores/kv/*", M(GET) | M(PUT) | M(DELETE), false, EKV_BODY_SMALL,
+     h_not_implemented},
+    {"/resources/stores/kv/*/keys", READ_METHODS, false, EKV_BODY_SMALL, h_not_implemented},
+    {"/resources/stores/kv/*/keys/**", READ_METHODS | M(PUT) | M(DELETE), false, EKV_BODY_VALUE,
+     h_not_implemented},
+    {"/resources/stores/kv/*/batch", M(PUT), false, EKV_BODY_BATCH, h_not_implemented},
+    {"/kv/*/**", READ_METHODS | M(PUT) | M(DELETE), false, EKV_BODY_VALUE, h_not_implemented},
+    {"/service/*/version/*", M(GET), false, EKV_BODY_SMALL, h_not_implemented},
+    {"/service/*/version/*/resource", M(GET) | M(POST), false, EKV_BODY_SMALL,
+     h_not_implemented},
+    {"/service/*/version/*/resource/*", M(GET) | M(PUT) | M(PATCH) | M(DELETE), false,
+     EKV_BODY_SMALL, h_not_implemented},
+};
+
+static const char *const method_names[] = {
+    [EKV_HTTP_GET] = "GET",       [EKV_HTTP_HEAD] = "HEAD",   [EKV_HTTP_PUT] = "PUT",
+    [EKV_HTTP_POST] = "POST",     [EKV_HTTP_DELETE] = "DELETE", [EKV_HTTP_PATCH] = "PATCH",
+    [EKV_HTTP_OPTIONS] = "OPTIONS",
+};
+
+/* Finds the route of @req; NULL (and a 404/405 answer) when there is none. */
+static const struct ekv_route *route(struct ekv_api *api, struct ekv_http_req *req,
+                                     struct ekv_route_capture *cap)
+{
+    size_t len;
+    const char *path = ekv_http_req_path(req, &len);
+    bool admin_conn = ekv_http_req_tag(req) == EKV_API_TAG_ADMIN;
+
+    for (size_t i = 0; i < EKV_ARRAY_LEN(routes); i++) {
+        const struct ekv_route *r = &routes[i];
+        char allow[64] = "";
+
+        if (!ekv_route_match(r->pattern, path, len, cap))
+            continue;
+        /* with admin-listen set, each listener serves only its own half of the routes */
+        if (api->separate_admin && r->ops != admin_conn)
+            break;
+        if (r->methods & (1u << ekv_http_req_method(req)))
+            return r;
+        for (size_t m = 1; m < EKV_ARRAY_LEN(method_names); m++) {
+            if (r->methods & (1u << m)) {
+                strcat(allow, allow[0] != '\0' ? ", " : "");
+                strcat(allow, method_names[m]);
+            }
+        }
+        ekv_http_add_header(req, "Allow", allow);
+        ekv_http_respond_problem(req, 405, "method not allowed on this resource");
+        return NULL;
+    }
+    ekv_http_respond_problem(req, 404, "no such resource");
+    return NULL;
+}
+
+static uint64_t on_head(struct ekv_http_req *req, void *arg)
+{
+    struct ekv_api *api = arg;
+    struct ekv_route_capture cap[EKV_ROUTE_MAX_CAPTURES];
+    const struct ekv_route *r = route(api, req, cap);
+
+    if (r == NULL)
+        return 0;
+    ekv_http_req_set_data(req, (void *)r);
+    switch (r->body) {
+    case EKV_BODY_VALUE: return api->conf->value_max_bytes;
+    case EKV_BODY_BATCH: return api->conf->batch_max_bytes;
+    default: return EKV_API_SMALL_BODY;
+    }
+}
+
+static void on_request(struct ekv_http_req *req, void *arg)
+{
+    struct ekv_api *api = arg;
+    const struct ekv_route *r = ekv_http_req_data(req);
+    struct ekv_route_capture cap[EKV_ROUTE_MAX_CAPTURES];
+    size_t len;
+    const char *path = ekv_http_req_path(req, &len);
+
+    if (!ekv_route_match(r->pattern, path, len, cap)) /* cannot happen: matched in on_head */
+        abort();
+    r->handler(api, req, cap);
+}
+
+struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *origin)
+{
+    struct ekv_api *api = ekv_calloc(1, sizeof(*api));
+
+    api->conf = conf;
+    api->origin = origin;
+    api->separate_admin = conf->admin_listen.host != NULL;
+    return api;
+}
+
+void ekv_api_free(struct ekv_api *api)
+{
+    ekv_free(api);
+}
+
+void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks)
+{
+    hooks->on_head = on_head;
+    hooks->on_request = on_request;
+    hooks->arg = api;
+}
+
+void ekv_api_set_draining(struct ekv_api *api)
+{
+    api->draining = true;
+}
+
+struct ekv_origin_script *ekv_api_scripts(size_t *n)
+{
+    struct ekv_origin_script *s = ekv_calloc(ekv_lua_nsources, sizeof(*s));
+
+    for (unsigned i = 0; i < ekv_lua_nsources; i++) {
+        s[i].name = ekv_lua_sources[i].name;
+        s[i].body = ekv_lua_sources[i].body;
+    }
+    *n = ekv_lua_nsources;
+    return s;
+}

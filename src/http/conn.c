@@ -1,0 +1,611 @@
+/* conn.c - HTTP/1.1 connections: llhttp parsing straight from the bufferevent's input, requests
+ * queued in arrival order and answered in that order (pipelining) however late their handlers
+ * answer, limits (header bytes, body size, pipeline depth, output backlog) and deadlines
+ * (headers, idle, write progress, lingering close). */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "edgekv/alloc.h"
+#include "edgekv/log.h"
+#include "edgekv/text.h"
+
+#include "http_int.h"
+
+/* Stop reading a client while this much response data is waiting to be sent to it; resume
+ * once it has all been sent (a client that does not read cannot make us buffer more). */
+#define OUT_HIGH_WATER (256 * 1024)
+/* Unparsed input kept per connection while parsing is paused (pipeline full, output backlog). */
+#define IN_HIGH_WATER (64 * 1024)
+/* Requests parsed per read event before yielding to other connections (memcached's
+ * reqs_per_event): a client pipelining thousands of requests cannot starve the others. */
+#define REQS_PER_EVENT 16
+/* After a response that closes the connection while the client may still be sending (413,
+ * 400), keep reading and discarding for this long, so the kernel does not answer the unread
+ * data with a RST that destroys the response before the client reads it (nginx's
+ * lingering_close). */
+#define LINGER_MS 2000
+
+static void process_input(struct ekv_http_conn *conn);
+static void conn_free(struct ekv_http_conn *conn);
+
+static void set_timer(struct ekv_http_conn *conn, uint64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+    evtimer_add(conn->timer, &tv);
+}
+
+static uint64_t now_ms(const struct ekv_http_server *srv)
+{
+    struct timeval tv;
+
+    event_base_gettimeofday_cached(srv->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static struct ekv_http_req *parsing_req(struct ekv_http_conn *conn)
+{
+    return conn->in_message ? TAILQ_LAST(&conn->reqs, ekv_http_req_list) : NULL;
+}
+
+static size_t out_len(const struct ekv_http_conn *conn)
+{
+    return evbuffer_get_length(bufferevent_get_output(conn->bev));
+}
+
+/* ---------------------------------------------------------------- llhttp callbacks */
+
+static struct ekv_http_conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = ekv_calloc(1, sizeof(*req));
+
+    req->conn = conn;
+    req->state = REQ_HEAD;
+    req->head_cap = 512;
+    req->head = ekv_malloc(req->head_cap);
+    req->resp_hdrs = evbuffer_new();
+    if (req->resp_hdrs == NULL)
+        abort();
+    TAILQ_INSERT_TAIL(&conn->reqs, req, link);
+    conn->nreqs++;
+    conn->in_message = true;
+    conn->msg_start_ms = now_ms(conn->srv);
+    return 0;
+}
+
+/* Appends a span of the request line or headers, enforcing max-header-bytes. */
+static int head_append(struct ekv_http_conn *conn, const char *at, size_t len, int status)
+{
+    struct ekv_http_req *req = parsing_req(conn);
+    uint64_t max = conn->srv->limits.max_header_bytes;
+    size_t need = (size_t)req->head_len + len;
+
+    if (need > max) {
+        conn->err_status = status;
+        return HPE_USER;
+    }
+    if (need > req->head_cap) {
+        size_t cap = req->head_cap;
+        while (cap < need)
+            cap *= 2;
+        req->head_cap = (uint32_t)EKV_MIN(cap, max);
+        req->head = ekv_realloc(req->head, req->head_cap);
+    }
+    memcpy(req->head + req->head_len, at, len);
+    req->head_len += (uint32_t)len;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    int rc = head_append(conn, at, len, 414);
+
+    if (rc == 0)
+        parsing_req(conn)->url_len += (uint32_t)len;
+    return rc;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = parsing_req(conn);
+    int rc;
+
+    if (!req->in_field) {
+        if (req->nhdrs == EKV_HTTP_MAX_HEADERS) {
+            conn->err_status = 431;
+            return HPE_USER;
+        }
+        req->hdrs[req->nhdrs++] = (struct ekv_http_hdr){.name_off = req->head_len};
+        req->in_field = true;
+    }
+    rc = head_append(conn, at, len, 431);
+    if (rc == 0)
+        req->hdrs[req->nhdrs - 1].name_len += (uint32_t)len;
+    return rc;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    struct ekv_http_req *req = parsing_req(conn_of(p));
+
+    req->in_field = false;
+    req->hdrs[req->nhdrs - 1].val_off = req->head_len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = parsing_req(conn);
+    int rc = head_append(conn, at, len, 431);
+
+    if (rc == 0)
+        req->hdrs[req->nhdrs - 1].val_len += (uint32_t)len;
+    return rc;
+}
+
+static enum ekv_http_method map_method(uint8_t m)
+{
+    switch (m) {
+    case HTTP_GET: return EKV_HTTP_GET;
+    case HTTP_HEAD: return EKV_HTTP_HEAD;
+    case HTTP_PUT: return EKV_HTTP_PUT;
+    case HTTP_POST: return EKV_HTTP_POST;
+    case HTTP_DELETE: return EKV_HTTP_DELETE;
+    case HTTP_PATCH: return EKV_HTTP_PATCH;
+    case HTTP_OPTIONS: return EKV_HTTP_OPTIONS;
+    default: return EKV_HTTP_OTHER;
+    }
+}
+
+static bool has_body(const llhttp_t *p)
+{
+    return (p->flags & F_CHUNKED) != 0 || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+}
+
+bool ekv_http_conn_expects_body(const struct ekv_http_req *req)
+{
+    return req->conn != NULL && req == parsing_req(req->conn) && has_body(&req->conn->parser);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = parsing_req(conn);
+    struct ekv_http_server *srv = conn->srv;
+    const char *expect;
+    size_t elen;
+
+    req->llhttp_method = llhttp_get_method(p);
+    req->method = map_method(req->llhttp_method);
+    req->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
+    req->state = REQ_BODY;
+    req->keep_alive = llhttp_should_keep_alive(p) != 0;
+    req->body = evbuffer_new();
+    if (req->body == NULL)
+        abort();
+    req->body_max = srv->hooks.on_head(req, srv->hooks.arg);
+    if (req->state == REQ_ANSWERED) {
+        req->answered_early = true;
+        if (has_body(p)) { /* answered without reading the body: close after the answer */
+            conn->err_status = -1;
+            return HPE_USER;
+        }
+        return 0;
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > req->body_max) {
+        conn->err_status = 413;
+        return HPE_USER;
+    }
+    expect = ekv_http_req_header(req, "expect", &elen);
+    if (expect != NULL && has_body(p) && ekv_strn_caseeq(expect, elen, "100-continue") &&
+        TAILQ_FIRST(&conn->reqs) == req && out_len(conn) == 0)
+        bufferevent_write(conn->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = parsing_req(conn);
+
+    if (req->answered_early)
+        return 0;
+    if (evbuffer_get_length(req->body) + len > req->body_max) {
+        conn->err_status = 413;
+        return HPE_USER;
+    }
+    if (evbuffer_add(req->body, at, len) != 0)
+        abort();
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = parsing_req(conn);
+
+    req->keep_alive = llhttp_should_keep_alive(p) != 0;
+    if (!req->answered_early)
+        req->state = REQ_WAITING;
+    conn->in_message = false;
+    conn->served_any = true;
+    return HPE_PAUSED; /* dispatched by process_input(), outside the parser */
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---------------------------------------------------------------- connection life */
+
+/* Whether the connection should read now; and its deadline. */
+static void update(struct ekv_http_conn *conn)
+{
+    const struct ekv_http_limits *lim = &conn->srv->limits;
+    bool want_read;
+
+    if (conn->lingering)
+        return;
+    want_read = !conn->closing && !conn->read_eof && out_len(conn) <= OUT_HIGH_WATER &&
+                (conn->in_message ||
+                 (!conn->srv->draining && conn->nreqs < lim->max_pipeline));
+    if (want_read)
+        bufferevent_enable(conn->bev, EV_READ);
+    else
+        bufferevent_disable(conn->bev, EV_READ);
+
+    if (conn->in_message && !conn->closing) {
+        struct ekv_http_req *req = parsing_req(conn);
+        if (req->state == REQ_HEAD) {
+            uint64_t now = now_ms(conn->srv), end = conn->msg_start_ms + lim->header_timeout_ms;
+            set_timer(conn, end > now ? end - now : 0);
+        } else {
+            set_timer(conn, lim->idle_timeout_ms);
+        }
+    } else if (conn->nreqs == 0 && !conn->closing && out_len(conn) == 0) {
+        /* the first request must arrive within header-timeout, later ones within idle-timeout */
+        set_timer(conn, conn->served_any ? lim->idle_timeout_ms : lim->header_timeout_ms);
+    } else {
+        evtimer_del(conn->timer); /* waiting for handlers; writes have their own timeout */
+    }
+}
+
+/* Starts the lingering close: no more output, read and discard until EOF or LINGER_MS. */
+static void linger(struct ekv_http_conn *conn)
+{
+    int fd = (int)bufferevent_getfd(conn->bev);
+
+    conn->lingering = true;
+    if (conn->read_eof || shutdown(fd, SHUT_WR) != 0) {
+        conn_free(conn);
+        return;
+    }
+    evbuffer_drain(bufferevent_get_input(conn->bev), (size_t)-1);
+    bufferevent_setwatermark(conn->bev, EV_READ, 0, 0);
+    bufferevent_enable(conn->bev, EV_READ);
+    set_timer(conn, LINGER_MS);
+}
+
+/* Closes the connection once nothing more can be sent on it. Only called from this file's
+ * event callbacks, never from inside a request handler's call chain. */
+static void maybe_close(struct ekv_http_conn *conn)
+{
+    if (conn->lingering || conn->nreqs != 0 || out_len(conn) != 0)
+        return;
+    if (conn->closing)
+        linger(conn);
+    else if ((conn->read_eof || conn->srv->draining) && !conn->in_message)
+        conn_free(conn);
+}
+
+static void conn_free(struct ekv_http_conn *conn)
+{
+    struct ekv_http_server *srv = conn->srv;
+    struct ekv_http_req *req;
+
+    while ((req = TAILQ_FIRST(&conn->reqs)) != NULL) {
+        TAILQ_REMOVE(&conn->reqs, req, link);
+        if (req->state == REQ_WAITING)
+            req->conn = NULL; /* its handler still answers it; then it is freed */
+        else
+            ekv_http_req_free(req);
+    }
+    TAILQ_REMOVE(&srv->conns, conn, link);
+    srv->nconns--;
+    event_free(conn->timer);
+    event_free(conn->resume);
+    bufferevent_free(conn->bev); /* closes the socket */
+    ekv_free(conn);
+    if (srv->hooks.on_closed != NULL)
+        srv->hooks.on_closed(srv->hooks.closed_arg);
+}
+
+/* Stops parsing after a framing error or a limit: answers the request being parsed (400, 408,
+ * 413, 414, 431) after the responses before it, then closes. */
+static void fail(struct ekv_http_conn *conn, int status, const char *detail)
+{
+    struct ekv_http_req *req = parsing_req(conn);
+
+    conn->closing = true;
+    evbuffer_drain(bufferevent_get_input(conn->bev), (size_t)-1);
+    if (status < 0) { /* answered by the head callback; send that answer, then close */
+        conn->in_message = false;
+        ekv_http_conn_answered(conn);
+        return;
+    }
+    if (req == NULL) {
+        on_message_begin(&conn->parser);
+        req = parsing_req(conn);
+    }
+    conn->in_message = false;
+    req->state = REQ_WAITING;
+    req->keep_alive = false;
+    ekv_http_respond_problem(req, status, detail);
+}
+
+static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
+{
+    struct ekv_http_server *srv = conn->srv;
+
+    if (req->answered_early) {
+        ekv_http_conn_answered(conn);
+        return;
+    }
+    srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
+}
+
+static void process_input(struct ekv_http_conn *conn)
+{
+    struct evbuffer *in = bufferevent_get_input(conn->bev);
+    const struct ekv_http_limits *lim = &conn->srv->limits;
+    unsigned budget = REQS_PER_EVENT;
+
+    if (conn->in_process || conn->lingering)
+        return;
+    conn->in_process = true;
+    while (!conn->closing && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        llhttp_errno_t err;
+        size_t used;
+
+        if (!conn->in_message &&
+            (conn->nreqs >= lim->max_pipeline || conn->srv->draining || budget == 0))
+            break;
+        if (out_len(conn) > OUT_HIGH_WATER)
+            break;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        err = llhttp_execute(&conn->parser, v.iov_base, v.iov_len);
+        if (err == HPE_PAUSED) {
+            used = (size_t)(llhttp_get_error_pos(&conn->parser) - (const char *)v.iov_base);
+            llhttp_resume(&conn->parser);
+            evbuffer_drain(in, used);
+            budget--;
+            dispatch(conn, TAILQ_LAST(&conn->reqs, ekv_http_req_list));
+        } else if (err == HPE_OK) {
+            evbuffer_drain(in, v.iov_len);
+        } else {
+            int status = conn->err_status != 0 ? conn->err_status : 400;
+            fail(conn, status, err == HPE_USER ? NULL : llhttp_get_error_reason(&conn->parser));
+        }
+    }
+    if (budget == 0 && !conn->closing && evbuffer_get_length(in) > 0)
+        event_active(conn->resume, EV_TIMEOUT, 1); /* yield, continue on the next loop turn */
+    if (conn->read_eof && conn->in_message && evbuffer_get_length(in) == 0) {
+        /* the client closed in the middle of a request: it can never complete */
+        struct ekv_http_req *req = parsing_req(conn);
+        TAILQ_REMOVE(&conn->reqs, req, link);
+        conn->nreqs--;
+        ekv_http_req_free(req);
+        conn->in_message = false;
+    }
+    conn->in_process = false;
+    update(conn);
+}
+
+void ekv_http_conn_answered(struct ekv_http_conn *conn)
+{
+    struct ekv_http_req *req;
+
+    while ((req = TAILQ_FIRST(&conn->reqs)) != NULL && req->state == REQ_ANSWERED) {
+        bool close;
+
+        if (req == parsing_req(conn))
+            break; /* answered by the head callback: sent once it has been read */
+        close = req->close_after;
+
+        bufferevent_write_buffer(conn->bev, req->out);
+        TAILQ_REMOVE(&conn->reqs, req, link);
+        conn->nreqs--;
+        ekv_http_req_free(req);
+        if (close) {
+            /* nothing after a "Connection: close" response: later requests are orphaned */
+            conn->closing = true;
+            conn->in_message = false;
+            while ((req = TAILQ_FIRST(&conn->reqs)) != NULL) {
+                TAILQ_REMOVE(&conn->reqs, req, link);
+                conn->nreqs--;
+                if (req->state == REQ_WAITING)
+                    req->conn = NULL;
+                else
+                    ekv_http_req_free(req);
+            }
+            evbuffer_drain(bufferevent_get_input(conn->bev), (size_t)-1);
+        }
+    }
+    /* continue parsing, or close, from the loop rather than inside the handler's call chain */
+    if (!conn->in_process)
+        event_active(conn->resume, EV_TIMEOUT, 1);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct ekv_http_conn *conn = arg;
+
+    process_input(conn);
+    maybe_close(conn);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct ekv_http_conn *conn = arg;
+
+    if (conn->lingering) {
+        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+        return;
+    }
+    process_input(conn);
+    maybe_close(conn);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct ekv_http_conn *conn = arg;
+
+    /* all output sent: reading may resume (backpressure), or the connection may close */
+    process_input(conn);
+    maybe_close(conn);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct ekv_http_conn *conn = arg;
+
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) || conn->lingering) {
+        conn_free(conn);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        conn->read_eof = true;
+        process_input(conn); /* requests already received are still answered */
+        maybe_close(conn);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct ekv_http_conn *conn = arg;
+
+    if (conn->lingering || !conn->in_message) {
+        conn_free(conn); /* idle, or done lingering */
+        return;
+    }
+    fail(conn, 408, "the request was not received in time");
+    update(conn);
+    maybe_close(conn);
+}
+
+int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
+{
+    struct ekv_http_conn *conn;
+    struct timeval wto;
+    int one = 1;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on AF_UNIX */
+    conn = ekv_calloc(1, sizeof(*conn));
+    conn->srv = srv;
+    conn->tag = tag;
+    TAILQ_INIT(&conn->reqs);
+    conn->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    conn->timer = evtimer_new(srv->base, on_timer, conn);
+    conn->resume = event_new(srv->base, -1, 0, on_resume, conn);
+    if (conn->bev == NULL || conn->timer == NULL || conn->resume == NULL) {
+        ekv_log(EKV_LOG_ERROR, "cannot set up a connection: out of memory");
+        if (conn->bev != NULL)
+            bufferevent_free(conn->bev);
+        else
+            close(fd);
+        if (conn->timer != NULL)
+            event_free(conn->timer);
+        if (conn->resume != NULL)
+            event_free(conn->resume);
+        ekv_free(conn);
+        return EKV_ERROR;
+    }
+    llhttp_init(&conn->parser, HTTP_REQUEST, &parser_settings);
+    conn->parser.data = conn;
+    bufferevent_setcb(conn->bev, on_read, on_write, on_event, conn);
+    bufferevent_setwatermark(conn->bev, EV_READ, 0, IN_HIGH_WATER);
+    wto.tv_sec = (time_t)(srv->limits.idle_timeout_ms / 1000);
+    wto.tv_usec = (suseconds_t)(srv->limits.idle_timeout_ms % 1000) * 1000;
+    bufferevent_set_timeouts(conn->bev, NULL, &wto); /* a client that stops reading */
+    TAILQ_INSERT_TAIL(&srv->conns, conn, link);
+    srv->nconns++;
+    update(conn);
+    return EKV_OK;
+}
+
+/* ---------------------------------------------------------------- server */
+
+struct ekv_http_server *ekv_http_server_new(struct event_base *base,
+                                            const struct ekv_http_limits *limits,
+                                            const struct ekv_http_hooks *hooks)
+{
+    struct ekv_http_server *srv = ekv_calloc(1, sizeof(*srv));
+
+    srv->base = base;
+    srv->limits = *limits;
+    if (srv->limits.max_pipeline == 0)
+        srv->limits.max_pipeline = 1;
+    srv->hooks = *hooks;
+    TAILQ_INIT(&srv->conns);
+    return srv;
+}
+
+void ekv_http_server_drain(struct ekv_http_server *srv)
+{
+    struct ekv_http_conn *conn, *next;
+
+    srv->draining = true;
+    for (conn = TAILQ_FIRST(&srv->conns); conn != NULL; conn = next) {
+        next = TAILQ_NEXT(conn, link);
+        if (!conn->in_message && conn->nreqs == 0 && out_len(conn) == 0) {
+            conn_free(conn);
+        } else {
+            update(conn);
+        }
+    }
+}
+
+size_t ekv_http_server_conn_count(const struct ekv_http_server *srv)
+{
+    return srv->nconns;
+}
+
+void ekv_http_server_free(struct ekv_http_server *srv)
+{
+    struct ekv_http_conn *conn;
+
+    if (srv == NULL)
+        return;
+    while ((conn = TAILQ_FIRST(&srv->conns)) != NULL)
+        conn_free(conn);
+    ekv_free(srv);
+}

@@ -1,0 +1,98 @@
+/* http_int.h - the HTTP module's private structures, shared by conn.c and response.c. */
+#ifndef EDGEKV_HTTP_INT_H
+#define EDGEKV_HTTP_INT_H
+
+#include <sys/queue.h>
+
+#include <llhttp.h>
+
+#include "edgekv/http.h"
+
+struct event;
+struct bufferevent;
+
+#define EKV_HTTP_MAX_HEADERS 100
+
+struct ekv_http_hdr {
+    uint32_t name_off, name_len; /* offsets into req->head */
+    uint32_t val_off, val_len;
+};
+
+enum req_state {
+    REQ_HEAD = 0,  /* reading the request line and headers */
+    REQ_BODY,      /* reading the body */
+    REQ_WAITING,   /* complete, handed to the request callback */
+    REQ_ANSWERED,  /* response serialized in req->out, waiting for its turn */
+};
+
+struct ekv_http_conn;
+
+struct ekv_http_req {
+    TAILQ_ENTRY(ekv_http_req) link;  /* in conn->reqs, in arrival order */
+    struct ekv_http_conn *conn;      /* NULL once orphaned (the client went away) */
+    enum req_state state;
+    enum ekv_http_method method;
+    uint8_t llhttp_method;
+    bool keep_alive;                 /* the client allows another request after this one */
+    bool http10;                     /* HTTP/1.0: keep-alive must be announced */
+    bool close_after;                /* the response says Connection: close */
+    bool answered_early;             /* answered by the head callback */
+    bool in_field;                   /* last header span was a field name */
+    char *head;                      /* URL then header names/values, up to max_header_bytes */
+    uint32_t head_len, head_cap;
+    uint32_t url_len;                /* the URL is head[0 .. url_len) */
+    unsigned nhdrs;
+    struct ekv_http_hdr hdrs[EKV_HTTP_MAX_HEADERS];
+    uint64_t body_max;
+    void *data;                      /* the callbacks' own (ekv_http_req_set_data) */
+    struct evbuffer *body;
+    struct evbuffer *resp_hdrs;      /* "Name: value\r\n" lines added by the handler */
+    struct evbuffer *out;            /* the serialized response */
+};
+
+TAILQ_HEAD(ekv_http_req_list, ekv_http_req);
+
+struct ekv_http_conn {
+    TAILQ_ENTRY(ekv_http_conn) link;
+    struct ekv_http_server *srv;
+    struct bufferevent *bev;
+    struct event *timer;             /* header / idle deadline */
+    struct event *resume;            /* continue parsing on the next loop turn */
+    llhttp_t parser;
+    struct ekv_http_req_list reqs;   /* parsing (last) and pending ones, in order */
+    unsigned nreqs;
+    int tag;
+    int err_status;                  /* our own reason to stop parsing (413, 414, 431) */
+    uint64_t msg_start_ms;           /* when the current request's first byte arrived */
+    bool in_message;                 /* the parser is inside a request */
+    bool closing;                    /* no more requests: close once output is flushed */
+    bool read_eof;                   /* the client closed its side */
+    bool in_process;                 /* guards process_input() against re-entry */
+    bool served_any;                 /* a request was read (idle-timeout applies, not header) */
+    bool lingering;                  /* response sent; discarding input until EOF */
+};
+
+TAILQ_HEAD(ekv_http_conn_list, ekv_http_conn);
+
+struct ekv_http_server {
+    struct event_base *base;
+    struct ekv_http_limits limits;
+    struct ekv_http_hooks hooks;
+    struct ekv_http_conn_list conns;
+    size_t nconns;
+    bool draining;
+    long date_sec;                   /* second for which date[] was formatted */
+    char date[40];                   /* "Date: ...\r\n" */
+};
+
+/* response.c */
+void ekv_http_req_free(struct ekv_http_req *req);
+/** Serializes the response of @req into req->out (status line, headers, body). */
+void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *body, bool close);
+/* conn.c */
+/** True while @req is being parsed and the parser expects a body for it. */
+bool ekv_http_conn_expects_body(const struct ekv_http_req *req);
+/** Called by response.c when @req has been answered: flushes answered requests in order. */
+void ekv_http_conn_answered(struct ekv_http_conn *conn);
+
+#endif /* EDGEKV_HTTP_INT_H */

@@ -1,0 +1,2 @@
+/* Compiles the system's llhttp state machine (Debian node-llhttp sources); nothing vendored. */
+#include "llhttp.c"
