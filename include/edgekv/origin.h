@@ -74,6 +74,48 @@ struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_o
  * (or fails) inside the origin, which then frees it. */
 void ekv_origin_cancel(struct ekv_origin_op *op);
 
+/* ---- the connection under both the origin and the invalidation link (src/origin/link.c) */
+
+struct ekv_origin_link;
+struct redisAsyncContext;
+
+struct ekv_origin_link_hooks {
+    /** A new connection was started (AUTH and SELECT are queued on @ac): queue your own setup
+     * commands now and call ekv_origin_link_ready() when they have been answered. */
+    void (*on_open)(struct ekv_origin_link *link, struct redisAsyncContext *ac, void *arg);
+    /** The connection is gone (it had become ready or not); a reconnect is scheduled. */
+    void (*on_close)(bool was_ready, const char *why, void *arg);
+    void *arg;
+};
+
+/**
+ * A self-healing hiredis connection on @base to @addr (borrowed; host numeric): connect and
+ * setup deadline @timeout_ms, AUTH/SELECT first, reconnect with capped exponential backoff and
+ * full jitter, rate-limited logging under @label (copied). Starts connecting at once.
+ */
+struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
+                                            const struct ekv_conf_origin *addr,
+                                            uint64_t timeout_ms, const char *label,
+                                            const struct ekv_origin_link_hooks *hooks);
+/** Drops the connection (hiredis answers pending callbacks with NULL) and frees. Not from inside
+ * a hiredis callback. NULL is a no-op. */
+void ekv_origin_link_free(struct ekv_origin_link *link);
+/** The owner's setup is complete: the link is up. */
+void ekv_origin_link_ready(struct ekv_origin_link *link);
+/** Drops the connection and reconnects later: at once, or from the next loop turn if
+ * @deferred (required inside hiredis callbacks). */
+void ekv_origin_link_reset(struct ekv_origin_link *link, const char *why, bool deferred);
+/** The hiredis context while connecting or up, else NULL. */
+struct redisAsyncContext *ekv_origin_link_ctx(const struct ekv_origin_link *link);
+/** Up: connected and set up. */
+bool ekv_origin_link_up(const struct ekv_origin_link *link);
+/** Down, or reconnecting after a failure: callers should fail fast rather than queue. */
+bool ekv_origin_link_failing(const struct ekv_origin_link *link);
+/** The label given at creation. */
+const char *ekv_origin_link_label(const struct ekv_origin_link *link);
+/** Rate limit for repeated log lines: true at most once per 10 s per link (and the first time). */
+bool ekv_origin_link_log_now(struct ekv_origin_link *link);
+
 /** SHA-1 of @len bytes at @data as 40 lower-case hex digits plus NUL in @hex. */
 void ekv_sha1_hex(const void *data, size_t len, char hex[41]);
 

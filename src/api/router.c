@@ -2,6 +2,7 @@
  * before the body is read), 404/405, and the operations endpoints. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "edgekv/alloc.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
+#include "edgekv/log.h"
 #include "edgekv/origin.h"
 
 #include "api_int.h"
@@ -50,18 +52,6 @@ bool ekv_route_match(const char *pattern, const char *path, size_t len,
     return p == end;
 }
 
-void ekv_api_respond_json(struct ekv_http_req *req, int status, void *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT);
-
-    json_decref(body);
-    if (text == NULL)
-        abort();
-    ekv_http_add_header(req, "Cache-Control", "no-store");
-    ekv_http_respond_data(req, status, "application/json", text, strlen(text));
-    free(text);
-}
-
 /* ---------------------------------------------------------------- handlers */
 
 static void h_healthz(struct ekv_api *api, struct ekv_http_req *req,
@@ -91,23 +81,29 @@ static void h_not_implemented(struct ekv_api *api, struct ekv_http_req *req,
     ekv_http_respond_problem(req, 501, "this endpoint is not implemented yet");
 }
 
+/* pattern, methods, ops, edge, body, check (before the body), handler */
 static const struct ekv_route routes[] = {
-    {"/healthz", READ_METHODS, true, EKV_BODY_SMALL, h_healthz},
-    {"/readyz", READ_METHODS, true, EKV_BODY_SMALL, h_readyz},
-    {"/metrics", READ_METHODS, true, EKV_BODY_SMALL, h_not_implemented},
-    {"/resources/stores/kv", M(GET) | M(POST), false, EKV_BODY_SMALL, h_not_implemented},
-    {"/resources/stores/kv/*", M(GET) | M(PUT) | M(DELETE), false, EKV_BODY_SMALL,
-     h_not_implemented},
-    {"/resources/stores/kv/*/keys", READ_METHODS, false, EKV_BODY_SMALL, h_not_implemented},
-    {"/resources/stores/kv/*/keys/**", READ_METHODS | M(PUT) | M(DELETE), false, EKV_BODY_VALUE,
-     h_not_implemented},
-    {"/resources/stores/kv/*/batch", M(PUT), false, EKV_BODY_BATCH, h_not_implemented},
-    {"/kv/*/**", READ_METHODS | M(PUT) | M(DELETE), false, EKV_BODY_VALUE, h_not_implemented},
-    {"/service/*/version/*", M(GET), false, EKV_BODY_SMALL, h_not_implemented},
-    {"/service/*/version/*/resource", M(GET) | M(POST), false, EKV_BODY_SMALL,
-     h_not_implemented},
-    {"/service/*/version/*/resource/*", M(GET) | M(PUT) | M(PATCH) | M(DELETE), false,
-     EKV_BODY_SMALL, h_not_implemented},
+    {"/healthz", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_healthz},
+    {"/readyz", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_readyz},
+    {"/metrics", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_not_implemented},
+    {"/resources/stores/kv", M(GET) | M(POST), false, false, EKV_BODY_SMALL, NULL,
+     ekv_stores_collection},
+    {"/resources/stores/kv/*", M(GET) | M(PUT) | M(DELETE), false, false, EKV_BODY_SMALL, NULL,
+     ekv_stores_one},
+    {"/resources/stores/kv/*/keys", READ_METHODS, false, false, EKV_BODY_SMALL, NULL,
+     ekv_keys_list},
+    {"/resources/stores/kv/*/keys/**", READ_METHODS | M(PUT) | M(DELETE), false, false,
+     EKV_BODY_VALUE, ekv_items_check, ekv_items_handle},
+    {"/resources/stores/kv/*/batch", M(PUT), false, false, EKV_BODY_BATCH, ekv_batch_check,
+     ekv_batch_handle},
+    {"/kv/*/**", READ_METHODS | M(PUT) | M(DELETE), false, true, EKV_BODY_VALUE, ekv_edge_check,
+     ekv_edge_handle},
+    {"/service/*/version", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_versions},
+    {"/service/*/version/*", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_version},
+    {"/service/*/version/*/resource", M(GET) | M(POST), false, false, EKV_BODY_SMALL, NULL,
+     ekv_links_collection},
+    {"/service/*/version/*/resource/*", M(GET) | M(PUT) | M(PATCH) | M(DELETE), false, false,
+     EKV_BODY_SMALL, NULL, ekv_links_one},
 };
 
 static const char *const method_names[] = {
@@ -127,6 +123,7 @@ static const struct ekv_route *route(struct ekv_api *api, struct ekv_http_req *r
     for (size_t i = 0; i < EKV_ARRAY_LEN(routes); i++) {
         const struct ekv_route *r = &routes[i];
         char allow[64] = "";
+        size_t alen = 0;
 
         if (!ekv_route_match(r->pattern, path, len, cap))
             continue;
@@ -137,8 +134,10 @@ static const struct ekv_route *route(struct ekv_api *api, struct ekv_http_req *r
             return r;
         for (size_t m = 1; m < EKV_ARRAY_LEN(method_names); m++) {
             if (r->methods & (1u << m)) {
-                strcat(allow, allow[0] != '\0' ? ", " : "");
-                strcat(allow, method_names[m]);
+                int n = snprintf(allow + alen, sizeof(allow) - alen, "%s%s",
+                                 alen > 0 ? ", " : "", method_names[m]);
+                if (n > 0)
+                    alen = EKV_MIN(alen + (size_t)n, sizeof(allow) - 1);
             }
         }
         ekv_http_add_header(req, "Allow", allow);
@@ -155,13 +154,15 @@ static uint64_t on_head(struct ekv_http_req *req, void *arg)
     struct ekv_route_capture cap[EKV_ROUTE_MAX_CAPTURES];
     const struct ekv_route *r = route(api, req, cap);
 
-    if (r == NULL)
+    if (r == NULL || !ekv_auth_check(api, req, r))
+        return 0;
+    if (r->check != NULL && !r->check(api, req, cap))
         return 0;
     ekv_http_req_set_data(req, (void *)r);
     switch (r->body) {
     case EKV_BODY_VALUE: return api->conf->value_max_bytes;
     case EKV_BODY_BATCH: return api->conf->batch_max_bytes;
-    default: return EKV_API_SMALL_BODY;
+    default: return (uint64_t)EKV_API_SMALL_BODY;
     }
 }
 
@@ -178,6 +179,15 @@ static void on_request(struct ekv_http_req *req, void *arg)
     r->handler(api, req, cap);
 }
 
+const char *const ekv_script_names[EKV_SCRIPT_COUNT] = {
+    [EKV_SCRIPT_ITEM_GET] = "item_get",         [EKV_SCRIPT_ITEM_PUT] = "item_put",
+    [EKV_SCRIPT_ITEM_DELETE] = "item_delete",   [EKV_SCRIPT_KEY_LIST] = "key_list",
+    [EKV_SCRIPT_STORE_CREATE] = "store_create", [EKV_SCRIPT_STORE_LIST] = "store_list",
+    [EKV_SCRIPT_STORE_RENAME] = "store_rename", [EKV_SCRIPT_STORE_DELETE] = "store_delete",
+    [EKV_SCRIPT_RESOLVE] = "resolve",           [EKV_SCRIPT_LINK_CREATE] = "link_create",
+    [EKV_SCRIPT_LINK_UPDATE] = "link_update",   [EKV_SCRIPT_LINK_DELETE] = "link_delete",
+};
+
 struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *origin)
 {
     struct ekv_api *api = ekv_calloc(1, sizeof(*api));
@@ -185,6 +195,22 @@ struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *orig
     api->conf = conf;
     api->origin = origin;
     api->separate_admin = conf->admin_listen.host != NULL;
+    api->open = conf->api_tokens.count == 0 && conf->read_tokens.count == 0;
+    /* the table ekv_api_scripts() hands to the origin is ekv_lua_sources[], in its order */
+    for (size_t i = 0; i < EKV_SCRIPT_COUNT; i++) {
+        unsigned k;
+
+        for (k = 0; k < ekv_lua_nsources; k++)
+            if (strcmp(ekv_lua_sources[k].name, ekv_script_names[i]) == 0)
+                break;
+        if (k == ekv_lua_nsources) {
+            ekv_log(EKV_LOG_ERROR, "built without the Lua script %s.lua (LUA_FILES in "
+                                   "Makefile.am)", ekv_script_names[i]);
+            abort();
+        }
+        api->script[i] = k;
+    }
+    ekv_rng_seed(api->rng);
     return api;
 }
 

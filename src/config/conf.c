@@ -44,13 +44,13 @@ struct directive {
     const char *name;
     enum dtype type;
     unsigned flags;
-    size_t offset;             /* of the field in struct ekv_conf */
-    uint64_t min, max;         /* T_UINT, T_SIZE, T_DURATION */
+    size_t offset;                           /* of the field in struct ekv_conf */
+    uint64_t min, max;                       /* T_UINT, T_SIZE, T_DURATION */
     const char *(*check)(const char *value); /* strings and lists: why @value is bad, or NULL */
-    const char *def;           /* the default, parsed by the same setter as the file */
-    const char *example;       /* shown commented out in the sample when def is empty */
-    const char *arg;           /* placeholder in --help */
-    const char *help;          /* lines separated by '\n'; becomes the sample's comments */
+    const char *def;     /* the default, parsed by the same setter as the file */
+    const char *example; /* shown commented out in the sample when def is empty */
+    const char *arg;     /* placeholder in --help */
+    const char *help;    /* lines separated by '\n'; becomes the sample's comments */
 };
 
 static const char *check_namespace(const char *v);
@@ -59,6 +59,8 @@ static const char *check_word(const char *v);
 
 #define F(field) offsetof(struct ekv_conf, field)
 
+/* One directive per paragraph reads better than clang-format's one field per line. */
+/* clang-format off */
 static const struct directive directives[] = {
     {.name = "listen", .type = T_ADDR, .flags = D_REQUIRED, .offset = F(listen),
      .def = "127.0.0.1:8080", .arg = "HOST:PORT",
@@ -167,6 +169,7 @@ static const struct directive directives[] = {
      .arg = "LEVEL",
      .help = "debug, info, warn or error. Logs go to stderr, one line per event."},
 };
+/* clang-format on */
 
 #undef F
 
@@ -324,8 +327,7 @@ static int parse_number(const struct directive *d, const char *v, uint64_t *out,
             if (too_large(v, ekv_parse_duration))
                 errf(why, whylen, "\"%s\" is too large", v);
             else if (*v != '\0' && v[strspn(v, "0123456789")] == '\0')
-                errf(why, whylen, "\"%s\" needs a unit: ms, s, m or h (only 0 may go without)",
-                     v);
+                errf(why, whylen, "\"%s\" needs a unit: ms, s, m or h (only 0 may go without)", v);
             else
                 errf(why, whylen, "\"%s\" is not a duration (a number with ms, s, m or h)", v);
             return EKV_EINVAL;
@@ -567,8 +569,8 @@ int ekv_conf_set(struct ekv_conf *conf, const char *name, const char *value, con
  * *@value set, 0 for a blank or comment line, or -1 with a reason in @why. A value is one bare
  * word or one double-quoted string (escapes \" and \\); '#' starts a comment outside quotes.
  */
-static int split_line(char *line, const char **name, size_t *namelen, const char **value,
-                      char *why, size_t whylen)
+static int split_line(char *line, const char **name, size_t *namelen, const char **value, char *why,
+                      size_t whylen)
 {
     char *p = line, *v, *o;
 
@@ -665,8 +667,8 @@ int ekv_conf_load_file(struct ekv_conf *conf, const char *path, char *err, size_
             goto out;
         }
         if (d->type != T_LIST && seen[d - directives] != 0) {
-            errf(err, errlen, "%s: %s: duplicate directive (first set on line %u)", where,
-                 d->name, seen[d - directives]);
+            errf(err, errlen, "%s: %s: duplicate directive (first set on line %u)", where, d->name,
+                 seen[d - directives]);
             goto out;
         }
         if (seen[d - directives] == 0)
@@ -1278,8 +1280,9 @@ int ekv_conf_parse_origin(const char *s, struct ekv_conf_origin *o, char *err, s
     } else if (has_prefix_ci(s, "unix://")) {
         rc = parse_unix(s + 7, o, err, errlen);
     } else if (has_prefix_ci(s, "rediss://")) {
-        errf(err, errlen, "TLS (rediss://) is not supported; run a TLS tunnel such as stunnel "
-                          "and point origin at its plain end");
+        errf(err, errlen,
+             "TLS (rediss://) is not supported; run a TLS tunnel such as stunnel "
+             "and point origin at its plain end");
         rc = EKV_EINVAL;
     } else {
         /* Echo the scheme only: the rest may hold a password. */

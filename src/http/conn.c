@@ -99,6 +99,8 @@ static int head_append(struct ekv_http_conn *conn, const char *at, size_t len, i
 
     if (need > max) {
         conn->err_status = status;
+        conn->err_detail = status == 414 ? "the request URL is longer than max-header-bytes"
+                                         : "the request headers are larger than max-header-bytes";
         return HPE_USER;
     }
     if (need > req->head_cap) {
@@ -132,6 +134,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (!req->in_field) {
         if (req->nhdrs == EKV_HTTP_MAX_HEADERS) {
             conn->err_status = 431;
+            conn->err_detail = "more than 100 header fields";
             return HPE_USER;
         }
         req->hdrs[req->nhdrs++] = (struct ekv_http_hdr){.name_off = req->head_len};
@@ -143,10 +146,34 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return rc;
 }
 
+/* RFC 9110 5.6.2 tchar: llhttp 8 lets a space or other separators through in field names
+ * (it only checks the names it acts on), so names are checked here. */
+static bool is_token(const char *s, size_t len)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c != '\0' && strchr(extra, c) != NULL)))
+            return false;
+    }
+    return true;
+}
+
 static int on_header_field_complete(llhttp_t *p)
 {
-    struct ekv_http_req *req = parsing_req(conn_of(p));
+    struct ekv_http_conn *conn = conn_of(p);
+    struct ekv_http_req *req = parsing_req(conn);
+    const struct ekv_http_hdr *h = &req->hdrs[req->nhdrs - 1];
 
+    if (!is_token(req->head + h->name_off, h->name_len)) {
+        conn->err_status = 400;
+        conn->err_detail = "invalid header field name";
+        return HPE_USER;
+    }
     req->in_field = false;
     req->hdrs[req->nhdrs - 1].val_off = req->head_len;
     return 0;
@@ -195,6 +222,9 @@ static int on_headers_complete(llhttp_t *p)
     const char *expect;
     size_t elen;
 
+    /* edgekv takes no protocol upgrade (h2c, websocket) and tunnels nothing (CONNECT): the
+     * request is answered as a plain HTTP/1.1 request and the connection stays HTTP/1.1 */
+    p->upgrade = 0;
     req->llhttp_method = llhttp_get_method(p);
     req->method = map_method(req->llhttp_method);
     req->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
@@ -214,6 +244,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > req->body_max) {
         conn->err_status = 413;
+        conn->err_detail = "the request body is larger than its limit";
         return HPE_USER;
     }
     expect = ekv_http_req_header(req, "expect", &elen);
@@ -232,6 +263,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return 0;
     if (evbuffer_get_length(req->body) + len > req->body_max) {
         conn->err_status = 413;
+        conn->err_detail = "the request body is larger than its limit";
         return HPE_USER;
     }
     if (evbuffer_add(req->body, at, len) != 0)
@@ -413,7 +445,8 @@ static void process_input(struct ekv_http_conn *conn)
             evbuffer_drain(in, v.iov_len);
         } else {
             int status = conn->err_status != 0 ? conn->err_status : 400;
-            fail(conn, status, err == HPE_USER ? NULL : llhttp_get_error_reason(&conn->parser));
+            fail(conn, status,
+                 err == HPE_USER ? conn->err_detail : llhttp_get_error_reason(&conn->parser));
         }
     }
     if (budget == 0 && !conn->closing && evbuffer_get_length(in) > 0)

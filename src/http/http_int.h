@@ -63,6 +63,7 @@ struct ekv_http_conn {
     unsigned nreqs;
     int tag;
     int err_status;                  /* our own reason to stop parsing (413, 414, 431) */
+    const char *err_detail;          /* and its explanation (static) */
     uint64_t msg_start_ms;           /* when the current request's first byte arrived */
     bool in_message;                 /* the parser is inside a request */
     bool closing;                    /* no more requests: close once output is flushed */

@@ -101,15 +101,20 @@ static void on_conn_closed(void *arg)
 /* Refuses a connection past max-connections with a fixed 503 (best effort, never blocks). */
 static void refuse(int fd)
 {
-    static const char resp[] =
+#define REFUSED_BODY                                                                               \
+    "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"             \
+    "\"detail\":\"too many connections\"}"
+    static const char head[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 110\r\n\r\n"
-        "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
-        "\"detail\":\"too many connections\"}";
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: ";
+    char resp[512];
+    int n = snprintf(resp, sizeof(resp), "%s%zu\r\n\r\n%s", head, sizeof(REFUSED_BODY) - 1,
+                     REFUSED_BODY);
 
-    if (send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    if (send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         (void)0; /* the client will see the connection close */
     close(fd);
+#undef REFUSED_BODY
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -150,6 +155,10 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     uint64_t now = mono_ms();
 
+    if (e == EINVAL) { /* the socket was shut down: we are stopping */
+        evconnlistener_disable(evl);
+        return;
+    }
     if (now - l->last_warn > 10000) {
         l->last_warn = now;
         ekv_log(EKV_LOG_WARN, "accept: %s (pausing accepts for %d ms)", strerror(e),
@@ -312,6 +321,12 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     struct ekv_server *srv = arg;
 
     if (srv->stop_signals++ == 0) {
+        /* refuse new connections at once: on Linux, shutting a listening socket down resets
+         * what waits in its backlog and makes new connects fail (every worker's copy is the
+         * same socket) */
+        for (int i = 0; i < NLISTENERS; i++)
+            if (srv->fds[i] >= 0)
+                shutdown(srv->fds[i], SHUT_RD);
         ekv_log(EKV_LOG_INFO,
                 "%s: shutting down: no new connections, draining %u for up to %llu ms",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", atomic_load(&srv->nconns),

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ bool ekv_test_required(void)
 
 void ekv_test_skip_or_fail(const char *why)
 {
+    /* leave nothing behind: this exits the runner */
+    ekv_test_kill_all();
+    if (scratch[0] != '\0' && scratch_owner == getpid())
+        ekv_test_rm_rf(scratch);
     if (ekv_test_required()) {
         fprintf(stderr, "FAIL: %s (EKV_TESTS_REQUIRED=1: the tests may not be skipped)\n", why);
         exit(1);
@@ -71,16 +76,27 @@ static const char *tmp_root(void)
     return t != NULL && t[0] == '/' ? t : "/tmp";
 }
 
+/* Creates the scratch directory if needed. No Check assertion: also called from main(). */
+static bool make_scratch(void)
+{
+    int n;
+
+    if (scratch[0] != '\0')
+        return true;
+    n = snprintf(scratch, sizeof(scratch), "%s/edgekv-test.XXXXXX", tmp_root());
+    if (n <= 0 || (size_t)n >= sizeof(scratch) || mkdtemp(scratch) == NULL) {
+        scratch[0] = '\0';
+        return false;
+    }
+    scratch_owner = getpid();
+    return true;
+}
+
 /* The scratch directory; a forked test child reuses its parent's. */
 static const char *scratch_dir(void)
 {
-    if (scratch[0] == '\0') {
-        int n = snprintf(scratch, sizeof(scratch), "%s/edgekv-test.XXXXXX", tmp_root());
-
-        ck_assert_msg(n > 0 && (size_t)n < sizeof(scratch), "TMPDIR is too long: %s", tmp_root());
-        ck_assert_msg(mkdtemp(scratch) != NULL, "mkdtemp %s: %s", scratch, strerror(errno));
-        scratch_owner = getpid();
-    }
+    ck_assert_msg(make_scratch(), "cannot create a directory under %s: %s", tmp_root(),
+                  strerror(errno));
     return scratch;
 }
 
@@ -120,7 +136,8 @@ char *ekv_test_read_file(const char *path, size_t *len)
         if (cap - n < 4096) {
             cap = cap != 0 ? cap * 2 : 8192;
             buf = realloc(buf, cap + 1);
-            ck_assert_ptr_nonnull(buf);
+            if (buf == NULL)
+                abort(); /* no Check assertion: used in unchecked teardowns too */
         }
         got = fread(buf + n, 1, cap - n, f);
         n += got;
@@ -139,11 +156,18 @@ int ekv_test_run_suite(Suite *s)
     SRunner *sr = srunner_create(s);
     int failed;
 
-    (void)scratch_dir(); /* created here, in the runner, so forked tests share it */
+    /* a peer that closes first is an error return of send(), not a signal (children get the
+     * default back before exec) */
+    signal(SIGPIPE, SIG_IGN);
+    if (!make_scratch()) { /* created here, in the runner, so forked tests share it */
+        fprintf(stderr, "cannot create a directory under %s: %s\n", tmp_root(), strerror(errno));
+        srunner_free(sr);
+        return 1;
+    }
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    ekv_test_kill_strays();
+    ekv_test_kill_all();
     if (scratch[0] != '\0' && scratch_owner == getpid())
         ekv_test_rm_rf(scratch);
     return failed == 0 && noted_failures == 0 ? 0 : 1;

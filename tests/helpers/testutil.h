@@ -63,14 +63,15 @@ char *ekv_test_read_file(const char *path, size_t *len);
 /* ---------------------------------------------------------------- processes (proc.c) */
 
 struct ekv_test_proc {
-    pid_t pid;              /* the child; stays set after it has been reaped */
-    pid_t owner;            /* the process that started it (Check forks a process per test) */
-    bool reaped;            /* waited for: status is valid */
-    int status;             /* once reaped: exit status 0-255, or 128 + the killing signal */
-    char dir[200];          /* its private directory (removed when freed) */
-    char log_path[240];     /* its stdout and stderr (a file, never a pipe that could fill) */
-    unsigned short port;    /* edgekv: the main listener, from its first "listening on" line */
+    pid_t pid;                 /* the child; stays set after it has been reaped */
+    pid_t owner;               /* the process that started it (Check forks a process per test) */
+    bool reaped;               /* waited for: status is valid */
+    int status;                /* once reaped: exit status 0-255, or 128 + the killing signal */
+    char dir[200];             /* its private directory (removed when freed) */
+    char log_path[240];        /* its stdout and stderr (a file, never a pipe that could fill) */
+    unsigned short port;       /* edgekv: the main listener, from its first "listening on" line */
     unsigned short admin_port; /* edgekv: the admin listener, or 0 */
+    bool persistent;           /* started by an unchecked setup: ekv_test_kill_strays() spares it */
     struct ekv_test_proc *next; /* every live process, for ekv_test_kill_strays() */
 };
 
@@ -79,8 +80,9 @@ const char *ekv_test_edgekv_bin(void);
 
 /**
  * Starts the edgekv binary with @args (NULL-terminated, may be NULL), adding
- * `--listen 127.0.0.1:0`, `--threads 2` and `--log-level info` unless @args give them, with
- * stdout and stderr going to a file. Waits (at most 5 s) until the log reports the listener(s)
+ * `--listen 127.0.0.1:0`, `--threads 2`, `--log-level info` and an `--origin` socket that does
+ * not exist (never a Redis on the default 127.0.0.1:6379) unless @args give them, with stdout
+ * and stderr going to a file. Waits (at most 5 s) until the log reports the listener(s)
  * and reads the port(s) from it. Fails the test (with the log) if edgekv exits or never says
  * where it listens. Free with ekv_test_proc_free().
  */
@@ -119,8 +121,7 @@ bool ekv_test_proc_alive(struct ekv_test_proc *p);
 char *ekv_test_proc_log(const struct ekv_test_proc *p);
 
 /** Polls the output (at most @timeout_ms) until it contains @needle. */
-bool ekv_test_proc_wait_log(const struct ekv_test_proc *p, const char *needle,
-                            unsigned timeout_ms);
+bool ekv_test_proc_wait_log(const struct ekv_test_proc *p, const char *needle, unsigned timeout_ms);
 
 /**
  * Kills the process (SIGKILL) if it still runs, reaps it, removes its directory and frees @p.
@@ -130,18 +131,23 @@ void ekv_test_proc_free(struct ekv_test_proc *p);
 
 /**
  * Frees (kill -9, reap, remove) every process that the calling process started and has not
- * freed: a checked teardown that makes sure no child outlives its test, also with CK_FORK=no.
+ * freed, except the persistent ones: a checked teardown that makes sure no child outlives its
+ * test, also with CK_FORK=no (with CK_FORK, Check also kills each test's process group).
  * Never fails.
  */
 void ekv_test_kill_strays(void);
+
+/** Frees every process the caller started, persistent ones included (ekv_test_run_suite() calls
+ * it at the end). Never fails. */
+void ekv_test_kill_all(void);
 
 /* ---------------------------------------------------------------- redis-server (proc.c) */
 
 struct ekv_test_redis {
     struct ekv_test_proc *proc;
-    char sock[240];         /* DIR/redis.sock */
-    char origin[260];       /* "unix://DIR/redis.sock": edgekv's --origin */
-    unsigned short port;    /* the TCP port (ekv_test_redis_start_tcp), else 0 */
+    char sock[240];      /* DIR/redis.sock */
+    char origin[260];    /* "unix://DIR/redis.sock": edgekv's --origin */
+    unsigned short port; /* the TCP port (ekv_test_redis_start_tcp), else 0 */
 };
 
 /** $REDIS_SERVER if it is set and executable, else NULL. */
@@ -150,7 +156,8 @@ const char *ekv_test_redis_binary(void);
 /**
  * Starts $REDIS_SERVER (ekv_test_skip_or_fail() if unset) on a unix socket in a fresh
  * directory, no TCP port, no persistence, and waits (at most 5 s) until it answers PING.
- * Meant for an unchecked setup (once per TCase). Free with ekv_test_redis_stop().
+ * Meant for an unchecked setup (once per TCase; then set r->proc->persistent). Free with
+ * ekv_test_redis_stop().
  */
 struct ekv_test_redis *ekv_test_redis_start(void);
 
@@ -180,27 +187,27 @@ void ekv_test_redis_stop(struct ekv_test_redis *r);
 /** A client connection: a blocking socket with send and receive timeouts. */
 struct ekv_test_conn {
     int fd;
-    char *buf;              /* received, not yet consumed by a read */
-    size_t len, cap;
-    bool eof;               /* the server closed (or reset) the connection */
-    char err[160];          /* why the last read failed */
+    char *buf; /* received; buf[off..len) is not consumed by a read yet */
+    size_t off, len, cap;
+    bool eof;      /* the server closed (or reset) the connection */
+    char err[160]; /* why the last read failed */
 };
 
 struct ekv_test_hdr {
     const char *name;
-    const char *value;      /* surrounding whitespace removed */
+    const char *value; /* surrounding whitespace removed */
 };
 
 /** One parsed response. Strings point into @raw and live until ekv_test_resp_free(). */
 struct ekv_test_resp {
     int status;
-    int minor;              /* HTTP/1.<minor> */
+    int minor; /* HTTP/1.<minor> */
     const char *reason;
     size_t nhdrs;
     struct ekv_test_hdr hdrs[EKV_TEST_MAX_HDRS];
-    const char *body;       /* NUL-terminated (the body may also contain NULs) */
+    const char *body; /* NUL-terminated (the body may also contain NULs) */
     size_t body_len;
-    unsigned ninterim;      /* 1xx responses skipped before it (ekv_test_read_final) */
+    unsigned ninterim; /* 1xx responses skipped before it (ekv_test_read_final) */
     char *raw;
 };
 

@@ -298,8 +298,8 @@ START_TEST(test_every_directive_from_file)
     size_t len = 0;
 
     for (size_t i = 0; i < sizeof(every) / sizeof(every[0]); i++) {
-        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s %s\n", every[i][0],
-                                every[i][1]);
+        len +=
+            (size_t)snprintf(text + len, sizeof(text) - len, "%s %s\n", every[i][0], every[i][1]);
         ck_assert_uint_lt(len, sizeof(text));
     }
     text[len] = '\0';
@@ -310,7 +310,8 @@ END_TEST
 
 START_TEST(test_every_directive_from_args)
 {
-    char *argv[2 * sizeof(every) / sizeof(every[0]) + 2], flags[sizeof(every) / sizeof(every[0])][128];
+    char *argv[2 * sizeof(every) / sizeof(every[0]) + 2],
+        flags[sizeof(every) / sizeof(every[0])][128];
     int argc = 0;
 
     argv[argc++] = (char *)"edgekv";
@@ -437,8 +438,7 @@ START_TEST(test_log_levels)
     ck_assert_int_eq(conf->log_level, EKV_LOG_ERROR);
     load_ok("log-level warning\n");
     ck_assert_int_eq(conf->log_level, EKV_LOG_WARN);
-    load_fails("log-level loud\n", 1,
-               "log-level: \"loud\" is not one of debug, info, warn, error");
+    load_fails("log-level loud\n", 1, "log-level: \"loud\" is not one of debug, info, warn, error");
 }
 END_TEST
 
@@ -594,10 +594,12 @@ START_TEST(test_failed_set_changes_nothing)
 {
     struct ekv_conf *def = ekv_conf_new();
     static const char *const bad[][2] = {
-        {"listen", "1.2.3.4"},       {"admin-listen", "[::1"},   {"origin", "http://x"},
-        {"namespace", ""},           {"threads", "x"},           {"idle-timeout", "5"},
-        {"max-header-bytes", "1b"},  {"service-id", "a b"},      {"api-token", ""},
-        {"edge-read-public", "maybe"}, {"log-level", "x"},
+        {"listen", "1.2.3.4"},      {"admin-listen", "[::1"},
+        {"origin", "http://x"},     {"namespace", ""},
+        {"threads", "x"},           {"idle-timeout", "5"},
+        {"max-header-bytes", "1b"}, {"service-id", "a b"},
+        {"api-token", ""},          {"edge-read-public", "maybe"},
+        {"log-level", "x"},
     };
 
     conf = ekv_conf_new();
@@ -664,8 +666,7 @@ START_TEST(test_addr_bad)
     load_fails("listen ::1:8080\n", 1,
                "listen: \"::1:8080\": put an IPv6 address in brackets, as in [::1]:8080");
     load_fails("listen [::1]8080\n", 1, "listen: \"[::1]8080\": expected ':' and a port after ']'");
-    load_fails("listen [::1]\n", 1,
-               "listen: \"[::1]\" has no port (use host:port or [v6]:port)");
+    load_fails("listen [::1]\n", 1, "listen: \"[::1]\" has no port (use host:port or [v6]:port)");
     load_fails("listen [zz]:80\n", 1,
                "listen: \"[zz]:80\": the part in brackets is not an IPv6 address");
     load_fails("listen [1.2.3.4]:80\n", 1,
@@ -709,8 +710,7 @@ static void origin_ok(const char *url, const char *host, unsigned port, const ch
 {
     struct ekv_conf_origin o;
 
-    ck_assert_msg(ekv_conf_parse_origin(url, &o, err, sizeof(err)) == EKV_OK, "%s: %s", url,
-                  err);
+    ck_assert_msg(ekv_conf_parse_origin(url, &o, err, sizeof(err)) == EKV_OK, "%s: %s", url, err);
     if (host == NULL)
         ck_assert_ptr_null(o.host);
     else
@@ -779,7 +779,8 @@ START_TEST(test_origin_bad)
     snprintf(want, sizeof(want), "origin: no host (%s)", usage);
     load_fails("origin redis://\n", 1, want);
     load_fails("origin redis:///0\n", 1, want);
-    load_fails("origin redis://h:0\n", 1, "origin: the address: the port is out of range (1..65535)");
+    load_fails("origin redis://h:0\n", 1,
+               "origin: the address: the port is out of range (1..65535)");
     load_fails("origin redis://h:99999/0\n", 1,
                "origin: the address: the port is out of range (1..65535)");
     load_fails("origin redis://h:x/0\n", 1, "origin: the address: the port is not a number");
@@ -813,12 +814,12 @@ END_TEST
 START_TEST(test_origin_password_never_echoed)
 {
     static const char *const bad[] = {
-        "redis://:SECRETPW@h:abc",     "redis://:SECRETPW@h:0",   "redis://:SECRETPW@h/x",
-        "redis://:SECRETPW@",          "redis://:SECRETPW",       "redis://user:SECRETPW",
-        "redis://user:SECRETPW/0",     "http://:SECRETPW@h",      "SECRETPW",
-        "redis:/:SECRETPW@h",          "rediss://:SECRETPW@h",    "redis://:SECRETPW%zz@h",
-        "redis://:SECRETPW@[::1",      "redis://:SECRETPW@a b",   "redis://SECRETPW:@h",
-        "redis//:SECRETPW@h",          "unix://SECRETPW",         "redis://:SECRETPW@h:99999",
+        "redis://:SECRETPW@h:abc", "redis://:SECRETPW@h:0", "redis://:SECRETPW@h/x",
+        "redis://:SECRETPW@",      "redis://:SECRETPW",     "redis://user:SECRETPW",
+        "redis://user:SECRETPW/0", "http://:SECRETPW@h",    "SECRETPW",
+        "redis:/:SECRETPW@h",      "rediss://:SECRETPW@h",  "redis://:SECRETPW%zz@h",
+        "redis://:SECRETPW@[::1",  "redis://:SECRETPW@a b", "redis://SECRETPW:@h",
+        "redis//:SECRETPW@h",      "unix://SECRETPW",       "redis://:SECRETPW@h:99999",
     };
     struct ekv_conf_origin o;
     const char *path;
@@ -829,8 +830,7 @@ START_TEST(test_origin_password_never_echoed)
                       bad[i]);
         ck_assert_msg(strstr(err, "SECRETPW") == NULL, "%s leaked: %s", bad[i], err);
         ck_assert_ptr_null(o.password);
-        ck_assert_int_eq(ekv_conf_set(conf, "origin", bad[i], "f:1", err, sizeof(err)),
-                         EKV_EINVAL);
+        ck_assert_int_eq(ekv_conf_set(conf, "origin", bad[i], "f:1", err, sizeof(err)), EKV_EINVAL);
         ck_assert_msg(strstr(err, "SECRETPW") == NULL, "%s leaked: %s", bad[i], err);
         ck_assert_int_eq(run_args("--origin", bad[i], (const char *)NULL), EKV_EINVAL);
         ck_assert_msg(strstr(err, "SECRETPW") == NULL, "%s leaked: %s", bad[i], err);
@@ -944,8 +944,7 @@ START_TEST(test_set_where)
     conf = ekv_conf_new();
     ck_assert_int_eq(ekv_conf_set(conf, "threads", "x", "a.conf:3", err, sizeof(err)), EKV_EINVAL);
     ck_assert_str_eq(err, "a.conf:3: threads: \"x\" is not a number");
-    ck_assert_int_eq(ekv_conf_set(conf, "threads", "x", "--threads", err, sizeof(err)),
-                     EKV_EINVAL);
+    ck_assert_int_eq(ekv_conf_set(conf, "threads", "x", "--threads", err, sizeof(err)), EKV_EINVAL);
     ck_assert_str_eq(err, "--threads: \"x\" is not a number");
     ck_assert_int_eq(ekv_conf_set(conf, "threads", "x", NULL, err, sizeof(err)), EKV_EINVAL);
     ck_assert_str_eq(err, "threads: \"x\" is not a number");
@@ -1070,8 +1069,7 @@ START_TEST(test_actions)
     ck_assert_int_eq(run_args("--print-sample-config", (const char *)NULL), EKV_CONF_SAMPLE);
     ck_assert_ptr_null(conf);
     /* help wins over what follows, even a bad file */
-    ck_assert_int_eq(run_args("--threads", "2", "--help", "-c", "/nonexistent",
-                              (const char *)NULL),
+    ck_assert_int_eq(run_args("--threads", "2", "--help", "-c", "/nonexistent", (const char *)NULL),
                      EKV_CONF_HELP);
     ck_assert_ptr_null(conf);
 

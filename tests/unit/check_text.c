@@ -235,7 +235,10 @@ START_TEST(test_u64_bad)
     ck_assert_int_eq(u64("1.5", &v), EKV_EINVAL);
     ck_assert_int_eq(u64("1e3", &v), EKV_EINVAL);
     ck_assert_int_eq(u64("abc", &v), EKV_EINVAL);
-    ck_assert_int_eq(ekv_parse_u64("1\0" "2", 3, &v), EKV_EINVAL);
+    ck_assert_int_eq(ekv_parse_u64("1\0"
+                                   "2",
+                                   3, &v),
+                     EKV_EINVAL);
     ck_assert_uint_eq(v, 7);
 }
 END_TEST
@@ -293,14 +296,13 @@ END_TEST
 
 START_TEST(test_size_bad)
 {
-    static const char *const bad[] = {"",    "kb",   "10 k", "10 kb", " 10k", "10k ", "-1",
-                                      "-1k", "+1k",  "1.5m", "1kk",   "1kbb", "1t",   "1tb",
-                                      "1bk", "1 b",  "k1",   "1e3",   "0x10", "1ki",  "1kib"};
+    static const char *const bad[] = {"",    "kb",  "10 k", "10 kb", " 10k", "10k ", "-1",
+                                      "-1k", "+1k", "1.5m", "1kk",   "1kbb", "1t",   "1tb",
+                                      "1bk", "1 b", "k1",   "1e3",   "0x10", "1ki",  "1kib"};
     uint64_t v = 3;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(ekv_parse_size(bad[i], &v) == EKV_EINVAL, "\"%s\" should be refused",
-                      bad[i]);
+        ck_assert_msg(ekv_parse_size(bad[i], &v) == EKV_EINVAL, "\"%s\" should be refused", bad[i]);
     ck_assert_uint_eq(v, 3);
 }
 END_TEST
@@ -343,9 +345,9 @@ END_TEST
 
 START_TEST(test_duration_bad)
 {
-    static const char *const bad[] = {"5",   "1",    "60",  "",    "s",  "ms",   "5 s", " 5s",
-                                      "5s ", "-5s",  "+5s", "1.5s", "5sec", "5d",  "5us", "5msx",
-                                      "5ss", "5hm",  "1e3ms", "0x5s", "5min", "5mss"};
+    static const char *const bad[] = {"5",   "1",   "60",    "",     "s",    "ms",  "5 s", " 5s",
+                                      "5s ", "-5s", "+5s",   "1.5s", "5sec", "5d",  "5us", "5msx",
+                                      "5ss", "5hm", "1e3ms", "0x5s", "5min", "5mss"};
     uint64_t v = 3;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

@@ -1,0 +1,90 @@
+/* metrics.h - Prometheus metrics. Counters live per worker thread, written only by their own
+ * thread (a relaxed load and store: no locked instruction, no shared cache line on the hit
+ * path) and summed when /metrics is scraped. Gauges that belong to other modules (cache, links,
+ * connections) are passed in at scrape time. */
+#ifndef EDGEKV_METRICS_H
+#define EDGEKV_METRICS_H
+
+#include "edgekv/common.h"
+
+struct evbuffer;
+struct ekv_metrics;
+struct ekv_metrics_worker;
+
+/** Route classes (the `route` label). */
+enum ekv_metrics_route {
+    EKV_MR_ITEM = 0, /* /resources/stores/kv/{id}/keys/{key} */
+    EKV_MR_EDGE,     /* /kv/{name}/{key} */
+    EKV_MR_KEYS,     /* key listing */
+    EKV_MR_BATCH,
+    EKV_MR_STORES,   /* store management */
+    EKV_MR_LINKS,    /* resource links, service versions */
+    EKV_MR_OPS,      /* /metrics /healthz /readyz */
+    EKV_MR_OTHER,    /* unknown paths, refused requests */
+    EKV_MR_COUNT
+};
+
+/** Cache lookup results (the `result` label). */
+enum ekv_metrics_lookup {
+    EKV_ML_HIT = 0,
+    EKV_ML_NEGATIVE_HIT,
+    EKV_ML_MISS,
+    EKV_ML_COLLAPSED, /* joined another request's fill */
+    EKV_ML_STALE,     /* served stale (stale-if-error) */
+    EKV_ML_BYPASS,    /* no-cache, strong consistency, or the cache not trusted */
+    EKV_ML_COUNT
+};
+
+/** Origin operations (the `op` label) and outcomes (`outcome`). */
+enum ekv_metrics_op {
+    EKV_MO_GET = 0,
+    EKV_MO_PUT,
+    EKV_MO_DELETE,
+    EKV_MO_LIST,
+    EKV_MO_STORE,
+    EKV_MO_LINK,
+    EKV_MO_RESOLVE,
+    EKV_MO_COUNT
+};
+enum ekv_metrics_outcome {
+    EKV_MX_OK = 0,
+    EKV_MX_ERROR,       /* Redis answered with an error */
+    EKV_MX_TIMEOUT,
+    EKV_MX_UNAVAILABLE, /* not connected */
+    EKV_MX_COUNT
+};
+
+/** Values owned by other modules, read at scrape time. */
+struct ekv_metrics_gauges {
+    uint64_t connections;          /* open client connections */
+    uint64_t cache_entries, cache_bytes, cache_max_bytes, cache_fills;
+    uint64_t evict_lru, evict_ttl, evict_inval, evict_flush, cache_flushes;
+    unsigned origin_connected;     /* workers whose origin connection is up */
+    unsigned workers;
+    bool inval_enabled;            /* a cache, so an invalidation link */
+    bool inval_live;
+    double inval_fence_age_seconds;
+    uint64_t inval_keys, inval_flushes, inval_losses;
+};
+
+/** Metrics for @nworkers worker threads. Never NULL. */
+struct ekv_metrics *ekv_metrics_new(unsigned nworkers);
+void ekv_metrics_free(struct ekv_metrics *m);
+/** The counters of worker @id (< nworkers), to be written by that worker's thread only. */
+struct ekv_metrics_worker *ekv_metrics_worker(struct ekv_metrics *m, unsigned id);
+
+/** One answered HTTP request: its route class, method (enum ekv_http_method), status and
+ * duration in microseconds. */
+void ekv_metrics_http(struct ekv_metrics_worker *w, enum ekv_metrics_route route, int method,
+                      int status, uint64_t duration_us);
+/** One cache lookup result. */
+void ekv_metrics_lookup(struct ekv_metrics_worker *w, enum ekv_metrics_lookup result);
+/** One origin request and its latency in microseconds. */
+void ekv_metrics_origin(struct ekv_metrics_worker *w, enum ekv_metrics_op op,
+                        enum ekv_metrics_outcome outcome, uint64_t latency_us);
+
+/** Appends the Prometheus text exposition (format 0.0.4) of everything to @out. Any thread. */
+void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *g,
+                        struct evbuffer *out);
+
+#endif /* EDGEKV_METRICS_H */

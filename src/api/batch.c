@@ -1,0 +1,326 @@
+/* batch.c - PUT /resources/stores/kv/{id}/batch: NDJSON lines, each validated like a single
+ * put (key rules, base64 value, metadata, time_to_live_sec); valid lines are applied with the
+ * item_put script, pipelined (a bounded window in flight), even when other lines fail. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "edgekv/alloc.h"
+#include "edgekv/base64.h"
+#include "edgekv/conf.h"
+#include "edgekv/http.h"
+#include "edgekv/origin.h"
+
+#include "api_int.h"
+
+#define WINDOW 32 /* script runs in flight per batch: bounds the decoded values held at once */
+
+void ekv_batch_item_clear(struct ekv_batch_item *item)
+{
+    ekv_free(item->key);
+    ekv_free(item->value);
+    ekv_free(item->meta);
+    memset(item, 0, sizeof(*item));
+}
+
+int ekv_batch_parse_line(const char *line, size_t len, uint64_t value_max,
+                         struct ekv_batch_item *item, char **key, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *root, *k, *v, *m, *ttl, *bg;
+    const char *reason;
+    int rc = EKV_EINVAL;
+
+    memset(item, 0, sizeof(*item));
+    *key = NULL;
+    root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(why, whylen, "invalid JSON: %s", jerr.text);
+        return EKV_EINVAL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(why, whylen, "a line must be a JSON object");
+        goto out;
+    }
+    k = json_object_get(root, "key");
+    v = json_object_get(root, "value");
+    m = json_object_get(root, "metadata");
+    ttl = json_object_get(root, "time_to_live_sec");
+    bg = json_object_get(root, "background_fetch");
+    if (json_is_string(k))
+        *key = ekv_strndup(json_string_value(k), json_string_length(k));
+    if (!json_is_string(k)) {
+        snprintf(why, whylen, "key is required and must be a string");
+        goto out;
+    }
+    if ((reason = ekv_key_check(json_string_value(k), json_string_length(k))) != NULL) {
+        snprintf(why, whylen, "%s", reason);
+        goto out;
+    }
+    if (!json_is_string(v)) {
+        snprintf(why, whylen, "value is required and must be a base64 string");
+        goto out;
+    }
+    if (m != NULL && !json_is_null(m)) {
+        if (!json_is_string(m)) {
+            snprintf(why, whylen, "metadata must be a string");
+            goto out;
+        }
+        if ((reason = ekv_meta_check(json_string_value(m), json_string_length(m))) != NULL) {
+            snprintf(why, whylen, "%s", reason);
+            goto out;
+        }
+    }
+    if (ttl != NULL && !json_is_null(ttl) &&
+        (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||
+         (uint64_t)json_integer_value(ttl) > EKV_TTL_MAX_SEC)) {
+        snprintf(why, whylen, "time_to_live_sec must be a positive integer");
+        goto out;
+    }
+    if (bg != NULL && !json_is_null(bg) && !json_is_boolean(bg)) {
+        snprintf(why, whylen, "background_fetch must be a boolean");
+        goto out;
+    }
+    switch (ekv_base64_decode_new(json_string_value(v), json_string_length(v), EKV_BASE64_STRICT,
+                                  value_max, &item->value, &item->value_len)) {
+    case EKV_OK:
+        break;
+    case EKV_ETOOBIG:
+        snprintf(why, whylen, "value exceeds %llu bytes", (unsigned long long)value_max);
+        goto out;
+    default:
+        snprintf(why, whylen, "value is not valid base64");
+        goto out;
+    }
+    item->key = ekv_strndup(json_string_value(k), json_string_length(k));
+    item->key_len = json_string_length(k);
+    if (m != NULL && json_is_string(m) && json_string_length(m) > 0) {
+        item->meta = ekv_strndup(json_string_value(m), json_string_length(m));
+        item->meta_len = json_string_length(m);
+    }
+    item->ttl_sec = json_is_integer(ttl) ? (uint64_t)json_integer_value(ttl) : 0;
+    rc = EKV_OK;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- applying a batch */
+
+struct batch {
+    struct ekv_api *api;
+    struct ekv_http_req *req;
+    char sid[EKV_ID_MAX + 1];
+    size_t sid_len;
+    const char *p, *end; /* the lines not read yet (the body, pulled up) */
+    size_t line;         /* index of the next line */
+    unsigned inflight;
+    json_t *errors;
+    bool store_missing;
+    int origin_status; /* first origin failure, EKV_OK if none */
+    bool origin_error; /* a Redis error reply (502) */
+    bool done;
+};
+
+static void add_error(struct batch *b, const char *key, size_t index, const char *code,
+                      const char *reason)
+{
+    json_t *e = json_pack("{s:s, s:I, s:s, s:s}", "key", key != NULL ? key : "", "index",
+                          (json_int_t)index, "code", code, "reason", reason);
+
+    if (e == NULL) /* a reason quoting bytes that are not UTF-8 */
+        e = json_pack("{s:s, s:I, s:s, s:s}", "key", "", "index", (json_int_t)index, "code", code,
+                      "reason", "invalid line");
+    json_array_append_new(b->errors, e);
+}
+
+static void finish(struct batch *b)
+{
+    struct ekv_http_req *req = b->req;
+
+    b->done = true;
+    if (b->origin_status != EKV_OK) {
+        ekv_http_add_header(req, "Retry-After", "1");
+        ekv_http_respond_problem(req, 503, "the origin is unavailable");
+    } else if (b->origin_error) {
+        ekv_http_respond_problem(req, 502, "the origin answered with an error");
+    } else if (b->store_missing) {
+        ekv_http_respond_problem(req, 404, "store not found");
+    } else if (json_array_size(b->errors) == 0) {
+        ekv_api_respond_json(
+            req, 200, json_pack("{s:s, s:s, s:[]}", "type", "", "title", "success", "errors"));
+    } else {
+        json_t *body = json_pack("{s:s, s:s, s:O}", "title", "Bad Request", "type", "about:blank",
+                                 "errors", b->errors);
+        char *text = json_dumps(body, JSON_COMPACT);
+
+        json_decref(body);
+        ekv_http_add_header(req, "Cache-Control", "no-store");
+        ekv_http_respond_data(req, 400, "application/problem+json", text, strlen(text));
+        free(text);
+    }
+    json_decref(b->errors);
+    ekv_free(b);
+}
+
+/* Records an origin answer; returns the script's code (0 on failure). */
+static long long note(struct batch *b, int status, const struct redisReply *r)
+{
+    if (status != EKV_OK || r == NULL) {
+        if (b->origin_status == EKV_OK)
+            b->origin_status = status != EKV_OK ? status : EKV_ECLOSED;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        ekv_api_log_origin_error(b->api, r);
+        b->origin_error = true;
+        return 0;
+    }
+    return r->type == REDIS_REPLY_INTEGER ? r->integer : ekv_reply_int(r, 0, 0);
+}
+
+static void pump(struct batch *b);
+
+struct line_op {
+    struct batch *b;
+    size_t index;
+    char *key;
+};
+
+static void on_put(int status, const struct redisReply *r, void *arg)
+{
+    struct line_op *lo = arg;
+    struct batch *b = lo->b;
+    long long code = note(b, status, r);
+
+    if (code == 404)
+        b->store_missing = true;
+    else if (code != 200 && code != 0)
+        add_error(b, lo->key, lo->index, code == 413 ? "413" : "400", "rejected by the origin");
+    ekv_free(lo->key);
+    ekv_free(lo);
+    b->inflight--;
+    pump(b);
+}
+
+static void on_exists(int status, const struct redisReply *r, void *arg)
+{
+    struct batch *b = arg;
+
+    if (note(b, status, r) == 0 && b->origin_status == EKV_OK && !b->origin_error)
+        b->store_missing = true;
+    b->inflight--;
+    pump(b);
+}
+
+static void send_put(struct batch *b, struct ekv_batch_item *it, size_t index)
+{
+    struct ekv_api *api = b->api;
+    struct line_op *lo = ekv_calloc(1, sizeof(*lo));
+    char ttl[32], max[32], *keys[3];
+    size_t klen[3];
+    const char *argv[10];
+    size_t argvlen[10];
+
+    lo->b = b;
+    lo->index = index;
+    lo->key = ekv_strndup(it->key, it->key_len);
+    keys[0] = ekv_api_rkey(api, "i:{", b->sid, b->sid_len, "}:", it->key, it->key_len, &klen[0]);
+    keys[1] = ekv_api_rkey(api, "x:{", b->sid, b->sid_len, "}", NULL, 0, &klen[1]);
+    keys[2] = ekv_api_rkey(api, "g:{", b->sid, b->sid_len, "}", NULL, 0, &klen[2]);
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)it->ttl_sec * 1000);
+    snprintf(max, sizeof(max), "%llu", (unsigned long long)api->conf->value_max_bytes);
+    for (int i = 0; i < 3; i++)
+        argv[i] = keys[i], argvlen[i] = klen[i];
+    argv[3] = it->key, argvlen[3] = it->key_len;
+    argv[4] = it->value, argvlen[4] = it->value_len;
+    argv[5] = it->meta != NULL ? it->meta : "", argvlen[5] = it->meta_len;
+    argv[6] = ttl, argvlen[6] = strlen(ttl);
+    argv[7] = "set", argvlen[7] = 3;
+    argv[8] = "", argvlen[8] = 0;
+    argv[9] = max, argvlen[9] = strlen(max);
+    b->inflight++;
+    ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_ITEM_PUT], on_put, lo, 3, 10, argv,
+                    argvlen);
+    for (int i = 0; i < 3; i++)
+        ekv_free(keys[i]);
+}
+
+/* Reads lines and sends their writes while the window has room; answers once all is done.
+ * Called again from every completion (never re-entered: origin callbacks are never
+ * synchronous). */
+static void pump(struct batch *b)
+{
+    while (b->p < b->end && b->inflight < WINDOW && b->origin_status == EKV_OK) {
+        const char *nl = memchr(b->p, '\n', (size_t)(b->end - b->p));
+        const char *stop = nl != NULL ? nl : b->end, *s = b->p;
+        size_t index = b->line++;
+        struct ekv_batch_item it;
+        char why[256], *key;
+
+        b->p = nl != NULL ? nl + 1 : b->end;
+        while (stop > s && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        while (s < stop && (*s == ' ' || *s == '\t'))
+            s++;
+        if (s == stop) /* blank line (e.g. after the last newline): nothing to apply */
+            continue;
+        if (ekv_batch_parse_line(s, (size_t)(stop - s), b->api->conf->value_max_bytes, &it, &key,
+                                 why, sizeof(why)) != EKV_OK) {
+            add_error(b, key, index, "400", why);
+            ekv_free(key);
+            continue;
+        }
+        ekv_free(key);
+        send_put(b, &it, index);
+        ekv_batch_item_clear(&it);
+    }
+    if (!b->done && b->inflight == 0 && (b->p >= b->end || b->origin_status != EKV_OK))
+        finish(b);
+}
+
+bool ekv_batch_check(struct ekv_api *api, struct ekv_http_req *req,
+                     const struct ekv_route_capture *cap)
+{
+    if (ekv_id_valid(cap[0].p, cap[0].len))
+        return true;
+    ekv_http_respond_problem(req, 404, "store not found");
+    return false;
+}
+
+void ekv_batch_handle(struct ekv_api *api, struct ekv_http_req *req,
+                      const struct ekv_route_capture *cap)
+{
+    struct evbuffer *body = ekv_http_req_body(req);
+    size_t len = evbuffer_get_length(body);
+    struct batch *b;
+    char *gen;
+    size_t genlen;
+
+    if (!ekv_batch_check(api, req, cap))
+        return;
+    b = ekv_calloc(1, sizeof(*b));
+    b->api = api;
+    b->req = req;
+    memcpy(b->sid, cap[0].p, cap[0].len);
+    b->sid_len = cap[0].len;
+    b->p = len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
+    b->end = b->p + len;
+    b->errors = json_array();
+    /* the store must exist even when no line is valid (pipelined ahead of the writes) */
+    gen = ekv_api_rkey(api, "g:{", b->sid, b->sid_len, "}", NULL, 0, &genlen);
+    {
+        const char *argv[2] = {"EXISTS", gen};
+        size_t argvlen[2] = {6, genlen};
+        b->inflight++;
+        ekv_origin_cmd(api->origin, on_exists, b, 2, argv, argvlen);
+    }
+    ekv_free(gen);
+    pump(b);
+}

@@ -1,0 +1,256 @@
+/* common.c - what every handler shares: JSON answers, mapping origin failures to 502/503,
+ * reading script replies, Redis key names, random ids and timestamp formats. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "edgekv/alloc.h"
+#include "edgekv/conf.h"
+#include "edgekv/http.h"
+#include "edgekv/log.h"
+#include "edgekv/text.h"
+
+#include "api_int.h"
+
+#define ERR_LOG_EVERY_MS 10000
+
+void ekv_api_respond_json(struct ekv_http_req *req, int status, void *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    json_decref(body);
+    if (text == NULL)
+        abort();
+    ekv_http_add_header(req, "Cache-Control", "no-store");
+    ekv_http_respond_data(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void ekv_api_respond_empty(struct ekv_http_req *req, int status)
+{
+    ekv_http_add_header(req, "Cache-Control", "no-store");
+    ekv_http_respond(req, status, NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void ekv_api_log_origin_error(struct ekv_api *api, const struct redisReply *reply)
+{
+    uint64_t now = mono_ms();
+
+    /* a script or ACL problem repeats on every request: say it once in a while */
+    if (api->err_log_ms == 0 || now - api->err_log_ms >= ERR_LOG_EVERY_MS) {
+        ekv_log(EKV_LOG_ERROR, "origin error reply: %.*s (%u more since the last report)",
+                (int)EKV_MIN(reply->len, (size_t)300), reply->str != NULL ? reply->str : "",
+                api->err_suppressed);
+        api->err_log_ms = now;
+        api->err_suppressed = 0;
+    } else {
+        api->err_suppressed++;
+    }
+}
+
+bool ekv_api_origin_ok(struct ekv_api *api, struct ekv_http_req *req, int status,
+                       const struct redisReply *reply)
+{
+    if (status == EKV_OK && reply != NULL && reply->type != REDIS_REPLY_ERROR)
+        return true;
+    if (status == EKV_OK && reply != NULL) {
+        ekv_api_log_origin_error(api, reply);
+        ekv_http_respond_problem(req, 502, "the origin answered with an error");
+        return false;
+    }
+    ekv_http_add_header(req, "Retry-After", "1");
+    ekv_http_respond_problem(req, 503,
+                             status == EKV_ETIMEDOUT ? "the origin did not answer in time"
+                                                     : "the origin is unavailable");
+    return false;
+}
+
+long long ekv_reply_int(const struct redisReply *r, size_t i, long long dflt)
+{
+    const redisReply *e;
+    uint64_t v;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return dflt;
+    e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING) {
+        if (e->len > 0 && e->str[0] == '-') {
+            if (ekv_parse_u64(e->str + 1, e->len - 1, &v) == EKV_OK && v <= INT64_MAX)
+                return -(long long)v;
+        } else if (ekv_parse_u64(e->str, e->len, &v) == EKV_OK && v <= INT64_MAX) {
+            return (long long)v;
+        }
+    }
+    return dflt;
+}
+
+const char *ekv_reply_str(const struct redisReply *r, size_t i, size_t *len)
+{
+    const redisReply *e;
+
+    *len = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return NULL;
+    e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS)
+        return NULL;
+    *len = e->len;
+    return e->str;
+}
+
+/* ---------------------------------------------------------------- ids */
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+void ekv_rng_seed(uint64_t rng[4])
+{
+    uint64_t seed[4];
+
+    /* once per worker at start-up; GRND_NONBLOCK: never wait for the entropy pool */
+    if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+        struct timespec ts;
+        uint64_t x;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+            ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)rng;
+        for (int i = 0; i < 4; i++)
+            seed[i] = splitmix(&x);
+    }
+    memcpy(rng, seed, sizeof(seed));
+    if ((rng[0] | rng[1] | rng[2] | rng[3]) == 0)
+        rng[0] = 1;
+}
+
+uint64_t ekv_rng_next(uint64_t s[4])
+{
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+void ekv_api_new_id(struct ekv_api *api, char out[EKV_ID_LEN + 1])
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    /* 12 characters per draw; below 3 * 36^12 each of them is uniform (rejection sampling) */
+    const uint64_t lim = UINT64_C(3) * UINT64_C(4738381338321616896);
+    int n = 0;
+
+    while (n < EKV_ID_LEN) {
+        uint64_t v = ekv_rng_next(api->rng);
+        if (v >= lim)
+            continue;
+        for (int i = 0; i < 12 && n < EKV_ID_LEN; i++) {
+            out[n++] = chars[v % 36];
+            v /= 36;
+        }
+    }
+    out[EKV_ID_LEN] = '\0';
+}
+
+/* ---------------------------------------------------------------- time */
+
+static void utc(long long t, struct tm *tm)
+{
+    time_t tt = (time_t)t;
+
+    if (gmtime_r(&tt, tm) == NULL)
+        memset(tm, 0, sizeof(*tm));
+}
+
+void ekv_fmt_store_time(long long t, char out[20])
+{
+    struct tm tm;
+
+    utc(t, &tm);
+    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void ekv_fmt_rfc3339(long long t, char out[21])
+{
+    struct tm tm;
+
+    utc(t, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void ekv_fmt_http_date(long long t, char out[32])
+{
+    static const char days[][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+
+    utc(t, &tm); /* not strftime's %a/%b: they follow the locale */
+    memcpy(out, days[tm.tm_wday % 7], 3);
+    out[3] = ',';
+    out[4] = ' ';
+    strftime(out + 5, 3, "%d", &tm);
+    out[7] = ' ';
+    memcpy(out + 8, months[tm.tm_mon % 12], 3);
+    strftime(out + 11, 21, " %Y %H:%M:%S GMT", &tm); /* digits only: locale-independent */
+}
+
+/* ---------------------------------------------------------------- Redis keys */
+
+char *ekv_api_rkey(const struct ekv_api *api, const char *kind, const char *mid, size_t midlen,
+                   const char *sep, const char *tail, size_t taillen, size_t *len)
+{
+    const char *ns = api->conf->ns != NULL ? api->conf->ns : "";
+    size_t nl = strlen(ns), kl = strlen(kind), sl = sep != NULL ? strlen(sep) : 0;
+    size_t n = nl + kl + midlen + sl + taillen;
+    char *k = ekv_malloc(n + 1), *p = k;
+
+    memcpy(p, ns, nl);
+    p += nl;
+    memcpy(p, kind, kl);
+    p += kl;
+    if (midlen > 0)
+        memcpy(p, mid, midlen);
+    p += midlen;
+    if (sl > 0)
+        memcpy(p, sep, sl);
+    p += sl;
+    if (taillen > 0)
+        memcpy(p, tail, taillen);
+    p += taillen;
+    *p = '\0';
+    *len = n;
+    return k;
+}

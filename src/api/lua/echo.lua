@@ -1,2 +1,0 @@
--- placeholder: returns its first argument
-return ARGV[1]
