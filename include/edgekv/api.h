@@ -7,9 +7,29 @@
 
 struct ekv_conf;
 struct ekv_api;
+struct ekv_cache;
+struct ekv_inval;
+struct ekv_mailbox;
+struct ekv_metrics;
+struct ekv_metrics_gauges;
 struct ekv_origin;
 struct ekv_origin_script;
 struct ekv_http_hooks;
+
+/** What one worker's API works with. Everything is borrowed and must outlive the API. */
+struct ekv_api_deps {
+    const struct ekv_conf *conf;
+    struct ekv_origin *origin;   /* this worker's Redis connection */
+    struct ekv_cache *cache;     /* the shared edge cache of items; NULL: no caching */
+    struct ekv_cache *names;     /* the shared cache of /kv/{name} resolutions (with @cache) */
+    struct ekv_inval *inval;     /* the invalidation link (with @cache) */
+    struct ekv_mailbox *mailbox; /* this worker's: where coalesced readers are answered */
+    struct ekv_metrics *metrics;
+    unsigned worker;             /* this worker's index (its metrics) */
+    /** Fills the gauges other modules own, for /metrics (any worker thread). */
+    void (*gauges)(void *arg, struct ekv_metrics_gauges *g);
+    void *gauges_arg;
+};
 
 /** Connection tags (ekv_http_server_adopt): which listener accepted the connection. */
 enum ekv_api_tag {
@@ -17,12 +37,15 @@ enum ekv_api_tag {
     EKV_API_TAG_ADMIN = 1, /* `admin-listen`: operations endpoints only */
 };
 
-/** The API of one worker, using @origin (this worker's Redis connection). @conf and @origin are
- * borrowed and must outlive it. Never NULL. */
-struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *origin);
+/** The API of one worker (@deps is copied). Never NULL. */
+struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps);
 /** NULL is a no-op. */
 void ekv_api_free(struct ekv_api *api);
-/** Fills the on_head/on_request callbacks (and their argument) of @hooks. */
+/** The cache key of an item: its Redis key without "<ns>i:", i.e. "{<sid>}:<key>". The
+ * invalidation link maps Redis keys to cache keys with this rule. */
+#define EKV_API_ITEM_PREFIX "i:"
+
+/** Fills the on_head/on_request/on_done callbacks (and their argument) of @hooks. */
 void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks);
 /** From now on /readyz answers 503: the process is shutting down. */
 void ekv_api_set_draining(struct ekv_api *api);

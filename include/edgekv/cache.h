@@ -37,6 +37,7 @@ struct ekv_cache_item {
     uint64_t generation;
     int64_t last_modified_ms;  /* wall clock, for Last-Modified */
     bool negative;             /* a cached 404 */
+    uint64_t fetched_ms;       /* when it was read from the origin (for Age) */
     uint64_t expires_ms;       /* when the cache stops serving it: min(item TTL, cache-max-ttl) */
     uint64_t item_expires_ms;  /* the item's own expiry (0 = none): never served past it */
 };
@@ -82,6 +83,8 @@ int64_t ekv_cache_entry_last_modified_ms(const struct ekv_cache_entry *e);
 bool ekv_cache_entry_negative(const struct ekv_cache_entry *e);
 uint64_t ekv_cache_entry_expires_ms(const struct ekv_cache_entry *e);
 uint64_t ekv_cache_entry_item_expires_ms(const struct ekv_cache_entry *e);
+/** Seconds since the entry was read from the origin (to the second; for the Age header). */
+uint64_t ekv_cache_entry_age_s(const struct ekv_cache_entry *e, uint64_t now_ms);
 /** Bytes the entry costs the budget (allocation included). */
 size_t ekv_cache_entry_cost(const struct ekv_cache_entry *e);
 

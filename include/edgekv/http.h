@@ -52,10 +52,14 @@ typedef void ekv_http_request_cb(struct ekv_http_req *req, void *arg);
 /** Called when a connection closes (for the process-wide connection count). */
 typedef void ekv_http_closed_cb(void *arg);
 
+/** Called as a request is answered, with its status (for metrics). @req is still valid. */
+typedef void ekv_http_done_cb(struct ekv_http_req *req, int status, void *arg);
+
 struct ekv_http_hooks {
     ekv_http_head_cb *on_head;
     ekv_http_request_cb *on_request;
-    void *arg;               /* passed to on_head and on_request */
+    ekv_http_done_cb *on_done; /* may be NULL */
+    void *arg;               /* passed to on_head, on_request and on_done */
     ekv_http_closed_cb *on_closed;
     void *closed_arg;        /* passed to on_closed */
 };
@@ -98,6 +102,8 @@ const char *ekv_http_req_header(const struct ekv_http_req *req, const char *lnam
 struct evbuffer *ekv_http_req_body(struct ekv_http_req *req);
 /** The tag of the connection that carried the request (see ekv_http_server_adopt()). */
 int ekv_http_req_tag(const struct ekv_http_req *req);
+/** Microseconds since the request was complete and handed to the request callback (0 before). */
+uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req);
 /** True once the client has gone away; the request must still be answered. */
 bool ekv_http_req_orphaned(const struct ekv_http_req *req);
 

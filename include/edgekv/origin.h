@@ -39,6 +39,11 @@ struct ekv_origin_opts {
  */
 typedef void ekv_origin_cb(int status, const struct redisReply *reply, void *arg);
 
+/** Sees every answered command (for metrics): the script number (SIZE_MAX for a plain command),
+ * the status, whether Redis answered with an error, and the latency in microseconds. */
+typedef void ekv_origin_observe_cb(size_t script, int status, bool error_reply,
+                                   uint64_t latency_us, void *arg);
+
 /** Called on the loop thread whenever the connection comes up (true) or goes down (false). */
 typedef void ekv_origin_state_cb(bool connected, void *arg);
 
@@ -49,6 +54,8 @@ struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_orig
 void ekv_origin_free(struct ekv_origin *o);
 /** Registers a connection state callback (NULL to remove). */
 void ekv_origin_set_state_cb(struct ekv_origin *o, ekv_origin_state_cb *cb, void *arg);
+/** Registers an observer (NULL to remove). */
+void ekv_origin_set_observer(struct ekv_origin *o, ekv_origin_observe_cb *cb, void *arg);
 /** True while the connection is up (AUTH and SELECT accepted). */
 bool ekv_origin_connected(const struct ekv_origin *o);
 /** Number of commands sent and not yet answered. */

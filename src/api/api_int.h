@@ -45,8 +45,11 @@ enum ekv_script {
 extern const char *const ekv_script_names[EKV_SCRIPT_COUNT];
 
 struct ekv_api {
-    const struct ekv_conf *conf;
-    struct ekv_origin *origin;        /* this worker's Redis connection */
+    struct ekv_api_deps d;            /* cache, invalidation link, mailbox, metrics... */
+    const struct ekv_conf *conf;      /* d.conf */
+    struct ekv_origin *origin;        /* d.origin: this worker's Redis connection */
+    struct ekv_metrics_worker *mw;    /* this worker's counters */
+    uint64_t trouble_since_ms;        /* when the origin became unreachable (0: it is fine) */
     bool separate_admin;              /* admin-listen is set: ops endpoints live only there */
     bool draining;
     bool open;                        /* no token configured: no authentication */
@@ -89,6 +92,7 @@ struct ekv_route {
     enum ekv_route_body body;
     ekv_route_check *check; /* NULL: nothing to check before the body */
     ekv_route_handler *handler;
+    int metrics_route;      /* enum ekv_metrics_route: the `route` label */
 };
 
 /**
@@ -282,6 +286,41 @@ void ekv_fmt_http_date(long long t, char out[32]);
  */
 char *ekv_api_rkey(const struct ekv_api *api, const char *kind, const char *mid, size_t midlen,
                    const char *sep, const char *tail, size_t taillen, size_t *len);
+
+/* ---------------------------------------------------------------- read.c: cached reads */
+
+/** CLOCK_MONOTONIC in milliseconds: the cache's and the invalidation link's clock. */
+uint64_t ekv_api_now_ms(void);
+
+/**
+ * Answers the GET/HEAD @req of item @ir in store @sid: from the edge cache when it may be
+ * trusted, joining a fill in flight, or from the origin (storing the result). Takes @ir's
+ * views of @req as they are (valid until @req is answered).
+ */
+void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
+                   const char *sid, size_t sid_len);
+
+/** After a write of item @key of store @sid (whatever its outcome): drop the edge copy and
+ * poison a fill in flight, so this POP reads its own write. */
+void ekv_api_invalidate_item(struct ekv_api *api, const char *sid, size_t sid_len,
+                             const char *key, size_t key_len);
+/** After a store or link change: forget every cached /kv/{name} resolution. */
+void ekv_api_forget_names(struct ekv_api *api);
+
+struct ekv_cache_fill;
+
+/**
+ * The cached resolution of /kv/@name: EKV_OK with the store id in @sid (capacity
+ * EKV_ID_MAX + 1, NUL-terminated), EKV_ENOTFOUND for a cached "no such name", or EKV_EAGAIN
+ * when the origin must be asked; then *@fill may hold a placeholder (installed before the
+ * origin is asked, so a change meanwhile is not missed) to pass to ekv_names_finish().
+ */
+int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *sid,
+                     struct ekv_cache_fill **fill);
+/** Finishes @fill (NULL: nothing to do) with the origin's answer: @sid (NULL: no such name, or
+ * @failed: the origin could not answer). */
+void ekv_names_finish(struct ekv_api *api, struct ekv_cache_fill *fill, const char *name,
+                      size_t len, const char *sid, size_t sid_len, bool failed);
 
 /* ---------------------------------------------------------------- handlers
  * Route handlers (ekv_route_handler) answer their request exactly once, now or from an origin

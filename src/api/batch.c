@@ -191,6 +191,7 @@ struct line_op {
     struct batch *b;
     size_t index;
     char *key;
+    size_t key_len;
 };
 
 static void on_put(int status, const struct redisReply *r, void *arg)
@@ -199,6 +200,8 @@ static void on_put(int status, const struct redisReply *r, void *arg)
     struct batch *b = lo->b;
     long long code = note(b, status, r);
 
+    /* whatever the outcome: read-your-writes at this POP */
+    ekv_api_invalidate_item(b->api, b->sid, b->sid_len, lo->key, lo->key_len);
     if (code == 404)
         b->store_missing = true;
     else if (code != 200 && code != 0)
@@ -231,6 +234,7 @@ static void send_put(struct batch *b, struct ekv_batch_item *it, size_t index)
     lo->b = b;
     lo->index = index;
     lo->key = ekv_strndup(it->key, it->key_len);
+    lo->key_len = it->key_len;
     keys[0] = ekv_api_rkey(api, "i:{", b->sid, b->sid_len, "}:", it->key, it->key_len, &klen[0]);
     keys[1] = ekv_api_rkey(api, "x:{", b->sid, b->sid_len, "}", NULL, 0, &klen[1]);
     keys[2] = ekv_api_rkey(api, "g:{", b->sid, b->sid_len, "}", NULL, 0, &klen[2]);

@@ -19,6 +19,7 @@
 struct item_op {
     struct ekv_api *api;
     struct ekv_http_req *req;
+    struct ekv_cache_fill *names_fill; /* the edge path's resolution being cached */
     struct ekv_item_req ir;
     char sid[EKV_ID_MAX + 1];
     size_t sid_len;
@@ -97,73 +98,6 @@ static void not_found(struct ekv_http_req *req, const struct redisReply *r)
                                  : "key not found");
 }
 
-/* ---------------------------------------------------------------- GET / HEAD */
-
-static void on_get(int status, const struct redisReply *r, void *arg)
-{
-    struct item_op *op = arg;
-    struct ekv_http_req *req = op->req;
-    long long code, gen, lm;
-    const char *val, *meta;
-    size_t vlen, mlen;
-    char buf[64], date[32];
-
-    if (!ekv_api_origin_ok(op->api, req, status, r))
-        goto out;
-    code = ekv_reply_int(r, 0, 0);
-    if (code == 404) {
-        not_found(req, r);
-        goto out;
-    }
-    gen = ekv_reply_int(r, 3, -1);
-    val = ekv_reply_str(r, 1, &vlen);
-    meta = ekv_reply_str(r, 2, &mlen);
-    lm = ekv_reply_int(r, 4, 0);
-    if (code != 200 || gen < 0 || val == NULL) {
-        ekv_http_respond_problem(req, 502, "the origin holds a malformed item");
-        goto out;
-    }
-    snprintf(buf, sizeof(buf), "%lld", gen);
-    ekv_http_add_header(req, "Generation", buf);
-    snprintf(buf, sizeof(buf), "\"%lld\"", gen);
-    ekv_http_add_header(req, "ETag", buf);
-    /* a header value cannot carry CR/LF; metadata written by a foreign program might */
-    if (meta != NULL && ekv_meta_check(meta, mlen) == NULL) {
-        char *m = ekv_strndup(meta, mlen);
-        ekv_http_add_header(req, "Metadata", m);
-        ekv_free(m);
-    } else {
-        ekv_http_add_header(req, "Metadata", "");
-    }
-    ekv_fmt_http_date(lm / 1000, date);
-    ekv_http_add_header(req, "Last-Modified", date);
-    ekv_http_add_header(req, "Age", "0");
-    ekv_http_add_header(req, "Cache-Status", "edgekv; fwd=uri-miss");
-    if (op->ir.inm != NULL && ekv_etag_match(op->ir.inm, op->ir.inm_len, (uint64_t)gen)) {
-        ekv_http_respond(req, 304, NULL);
-        goto out;
-    }
-    ekv_http_respond_data(req, 200, "application/octet-stream", val, vlen);
-out:
-    op_done(op);
-}
-
-static void do_get(struct item_op *op)
-{
-    struct slot_keys k;
-    const char *argv[2];
-    size_t argvlen[2];
-
-    slot_keys(op, &k);
-    argv[0] = k.item;
-    argvlen[0] = k.item_len;
-    argv[1] = k.gen;
-    argvlen[1] = k.gen_len;
-    ekv_origin_eval(op->api->origin, op->api->script[EKV_SCRIPT_ITEM_GET], on_get, op, 2, 2, argv,
-                    argvlen);
-    slot_keys_free(&k);
-}
-
 /* ---------------------------------------------------------------- PUT */
 
 static void on_put(int status, const struct redisReply *r, void *arg)
@@ -172,6 +106,8 @@ static void on_put(int status, const struct redisReply *r, void *arg)
     struct ekv_http_req *req = op->req;
     char buf[64];
 
+    /* whatever the outcome (a timeout may still have written): read-your-writes here */
+    ekv_api_invalidate_item(op->api, op->sid, op->sid_len, op->ir.key, op->ir.key_len);
     if (!ekv_api_origin_ok(op->api, req, status, r))
         goto out;
     switch (ekv_reply_int(r, 0, 0)) {
@@ -246,6 +182,7 @@ static void on_delete(int status, const struct redisReply *r, void *arg)
     struct item_op *op = arg;
     struct ekv_http_req *req = op->req;
 
+    ekv_api_invalidate_item(op->api, op->sid, op->sid_len, op->ir.key, op->ir.key_len);
     if (!ekv_api_origin_ok(op->api, req, status, r))
         goto out;
     switch (ekv_reply_int(r, 0, 0)) {
@@ -296,7 +233,9 @@ static void start(struct item_op *op)
     switch (ekv_http_req_method(op->req)) {
     case EKV_HTTP_GET:
     case EKV_HTTP_HEAD:
-        do_get(op);
+        /* the reader takes the request over; this op is done */
+        ekv_read_item(op->api, op->req, &op->ir, op->sid, op->sid_len);
+        op_done(op);
         break;
     case EKV_HTTP_PUT:
         do_put(op);
@@ -340,12 +279,16 @@ void ekv_items_handle(struct ekv_api *api, struct ekv_http_req *req,
 static void on_resolved(int status, const struct redisReply *r, void *arg)
 {
     struct item_op *op = arg;
+    bool ok = status == EKV_OK && r->type != REDIS_REPLY_ERROR;
+    bool found = ok && r->type == REDIS_REPLY_STRING && ekv_id_valid(r->str, r->len);
 
+    ekv_names_finish(op->api, op->names_fill, op->ir.store, op->ir.store_len,
+                     found ? r->str : NULL, found ? r->len : 0, !ok);
     if (!ekv_api_origin_ok(op->api, op->req, status, r)) {
         op_done(op);
         return;
     }
-    if (r->type != REDIS_REPLY_STRING || !ekv_id_valid(r->str, r->len)) {
+    if (!found) {
         ekv_http_respond_problem(op->req, 404, "no store or resource link of that name");
         op_done(op);
         return;
@@ -367,6 +310,18 @@ void ekv_edge_handle(struct ekv_api *api, struct ekv_http_req *req,
 
     if (op == NULL)
         return;
+    switch (ekv_names_lookup(api, op->ir.store, op->ir.store_len, op->sid, &op->names_fill)) {
+    case EKV_OK: /* resolved from the edge cache: no origin round trip */
+        op->sid_len = strlen(op->sid);
+        start(op);
+        return;
+    case EKV_ENOTFOUND:
+        ekv_http_respond_problem(req, 404, "no store or resource link of that name");
+        op_done(op);
+        return;
+    default:
+        break;
+    }
     stores = ekv_api_rkey(api, "stores", NULL, 0, NULL, NULL, 0, &argvlen[0]);
     argv[0] = stores;
     if (sid != NULL && sid[0] != '\0') {

@@ -199,6 +199,7 @@ static void on_change(int status, const struct redisReply *r, void *arg)
     const char *j;
     json_t *o;
 
+    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
     if (!ekv_api_origin_ok(op->api, op->req, status, r))
         goto out;
     switch (ekv_reply_int(r, 0, 0)) {

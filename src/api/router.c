@@ -10,9 +10,12 @@
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/cache.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
+#include "edgekv/inval.h"
 #include "edgekv/log.h"
+#include "edgekv/metrics.h"
 #include "edgekv/origin.h"
 
 #include "api_int.h"
@@ -60,50 +63,75 @@ static void h_healthz(struct ekv_api *api, struct ekv_http_req *req,
     ekv_api_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* 200 only while the origin and (with a cache) the invalidation link are healthy; the reason
+ * otherwise. The POP keeps answering correctly meanwhile, without its cache. */
 static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
                      const struct ekv_route_capture *cap)
 {
-    if (api->draining)
-        ekv_api_respond_json(req, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason",
-                                                 "shutting down"));
-    else if (!ekv_origin_connected(api->origin))
-        ekv_api_respond_json(req, 503, json_pack("{s:s, s:s, s:s}", "status", "not ready",
-                                                 "reason", "origin not connected", "origin",
-                                                 "down"));
-    else
-        ekv_api_respond_json(req, 200, json_pack("{s:s}", "status", "ready"));
+    bool origin = ekv_origin_connected(api->origin);
+    bool inval = api->d.inval == NULL ||
+                 ekv_inval_fresh(api->d.inval, ekv_api_now_ms(), api->conf->max_staleness_ms);
+    const char *reason = api->draining ? "shutting down"
+                         : !origin     ? "origin not connected"
+                         : !inval      ? "invalidation link down: serving without the cache"
+                                       : NULL;
+    json_t *o = json_pack("{s:s, s:s, s:s}", "status", reason == NULL ? "ready" : "not ready",
+                          "origin", origin ? "up" : "down", "invalidation",
+                          api->d.inval == NULL ? "disabled" : inval ? "up" : "down");
+
+    if (reason != NULL)
+        json_object_set_new(o, "reason", json_string(reason));
+    if (api->d.inval != NULL && !inval) {
+        struct ekv_inval_stats st;
+        ekv_inval_stats(api->d.inval, &st);
+        if (st.error[0] != '\0')
+            json_object_set_new(o, "invalidation_error", json_string(st.error));
+    }
+    ekv_api_respond_json(req, reason == NULL ? 200 : 503, o);
 }
 
-/* Routes whose issue has not landed yet. */
-static void h_not_implemented(struct ekv_api *api, struct ekv_http_req *req,
-                              const struct ekv_route_capture *cap)
+static void h_metrics(struct ekv_api *api, struct ekv_http_req *req,
+                      const struct ekv_route_capture *cap)
 {
-    ekv_http_respond_problem(req, 501, "this endpoint is not implemented yet");
+    struct ekv_metrics_gauges g = {0};
+    struct evbuffer *body = evbuffer_new();
+
+    if (body == NULL)
+        abort();
+    if (api->d.gauges != NULL)
+        api->d.gauges(api->d.gauges_arg, &g);
+    ekv_metrics_render(api->d.metrics, &g, body);
+    ekv_http_add_header(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    ekv_http_add_header(req, "Cache-Control", "no-store");
+    ekv_http_respond(req, 200, body);
+    evbuffer_free(body);
 }
 
-/* pattern, methods, ops, edge, body, check (before the body), handler */
+/* pattern, methods, ops, edge, body, check (before the body), handler, metrics route class */
 static const struct ekv_route routes[] = {
-    {"/healthz", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_healthz},
-    {"/readyz", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_readyz},
-    {"/metrics", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_not_implemented},
+    {"/healthz", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_healthz, EKV_MR_OPS},
+    {"/readyz", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_readyz, EKV_MR_OPS},
+    {"/metrics", READ_METHODS, true, false, EKV_BODY_SMALL, NULL, h_metrics, EKV_MR_OPS},
     {"/resources/stores/kv", M(GET) | M(POST), false, false, EKV_BODY_SMALL, NULL,
-     ekv_stores_collection},
+     ekv_stores_collection, EKV_MR_STORES},
     {"/resources/stores/kv/*", M(GET) | M(PUT) | M(DELETE), false, false, EKV_BODY_SMALL, NULL,
-     ekv_stores_one},
+     ekv_stores_one, EKV_MR_STORES},
     {"/resources/stores/kv/*/keys", READ_METHODS, false, false, EKV_BODY_SMALL, NULL,
-     ekv_keys_list},
+     ekv_keys_list, EKV_MR_KEYS},
     {"/resources/stores/kv/*/keys/**", READ_METHODS | M(PUT) | M(DELETE), false, false,
-     EKV_BODY_VALUE, ekv_items_check, ekv_items_handle},
+     EKV_BODY_VALUE, ekv_items_check, ekv_items_handle, EKV_MR_ITEM},
     {"/resources/stores/kv/*/batch", M(PUT), false, false, EKV_BODY_BATCH, ekv_batch_check,
-     ekv_batch_handle},
+     ekv_batch_handle, EKV_MR_BATCH},
     {"/kv/*/**", READ_METHODS | M(PUT) | M(DELETE), false, true, EKV_BODY_VALUE, ekv_edge_check,
-     ekv_edge_handle},
-    {"/service/*/version", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_versions},
-    {"/service/*/version/*", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_version},
+     ekv_edge_handle, EKV_MR_EDGE},
+    {"/service/*/version", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_versions,
+     EKV_MR_LINKS},
+    {"/service/*/version/*", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_version,
+     EKV_MR_LINKS},
     {"/service/*/version/*/resource", M(GET) | M(POST), false, false, EKV_BODY_SMALL, NULL,
-     ekv_links_collection},
+     ekv_links_collection, EKV_MR_LINKS},
     {"/service/*/version/*/resource/*", M(GET) | M(PUT) | M(PATCH) | M(DELETE), false, false,
-     EKV_BODY_SMALL, NULL, ekv_links_one},
+     EKV_BODY_SMALL, NULL, ekv_links_one, EKV_MR_LINKS},
 };
 
 static const char *const method_names[] = {
@@ -154,11 +182,13 @@ static uint64_t on_head(struct ekv_http_req *req, void *arg)
     struct ekv_route_capture cap[EKV_ROUTE_MAX_CAPTURES];
     const struct ekv_route *r = route(api, req, cap);
 
-    if (r == NULL || !ekv_auth_check(api, req, r))
+    if (r == NULL)
+        return 0;
+    ekv_http_req_set_data(req, (void *)r); /* its route class counts also refused requests */
+    if (!ekv_auth_check(api, req, r))
         return 0;
     if (r->check != NULL && !r->check(api, req, cap))
         return 0;
-    ekv_http_req_set_data(req, (void *)r);
     switch (r->body) {
     case EKV_BODY_VALUE: return api->conf->value_max_bytes;
     case EKV_BODY_BATCH: return api->conf->batch_max_bytes;
@@ -179,6 +209,57 @@ static void on_request(struct ekv_http_req *req, void *arg)
     r->handler(api, req, cap);
 }
 
+/* Every answer, for the request counters and the duration histogram. */
+static void on_done(struct ekv_http_req *req, int status, void *arg)
+{
+    struct ekv_api *api = arg;
+    const struct ekv_route *r = ekv_http_req_data(req);
+
+    ekv_metrics_http(api->mw, r != NULL ? (enum ekv_metrics_route)r->metrics_route : EKV_MR_OTHER,
+                     (int)ekv_http_req_method(req), status, ekv_http_req_elapsed_us(req));
+}
+
+/* The origin connection's ups and downs: stale-if-error counts from the first trouble. */
+static void on_origin_state(bool up, void *arg)
+{
+    struct ekv_api *api = arg;
+
+    if (up)
+        api->trouble_since_ms = 0;
+    else if (api->trouble_since_ms == 0)
+        api->trouble_since_ms = ekv_api_now_ms();
+}
+
+/* Every origin answer, for the origin counters and latency histogram. */
+static void on_origin_observe(size_t script, int status, bool error_reply, uint64_t latency_us,
+                              void *arg)
+{
+    struct ekv_api *api = arg;
+    enum ekv_metrics_op op = EKV_MO_STORE;
+    enum ekv_metrics_outcome outcome = status == EKV_ETIMEDOUT ? EKV_MX_TIMEOUT
+                                       : status != EKV_OK      ? EKV_MX_UNAVAILABLE
+                                       : error_reply           ? EKV_MX_ERROR
+                                                               : EKV_MX_OK;
+
+    for (size_t i = 0; i < EKV_SCRIPT_COUNT; i++) {
+        if (api->script[i] != script)
+            continue;
+        switch ((enum ekv_script)i) {
+        case EKV_SCRIPT_ITEM_GET: op = EKV_MO_GET; break;
+        case EKV_SCRIPT_ITEM_PUT: op = EKV_MO_PUT; break;
+        case EKV_SCRIPT_ITEM_DELETE: op = EKV_MO_DELETE; break;
+        case EKV_SCRIPT_KEY_LIST: op = EKV_MO_LIST; break;
+        case EKV_SCRIPT_RESOLVE: op = EKV_MO_RESOLVE; break;
+        case EKV_SCRIPT_LINK_CREATE:
+        case EKV_SCRIPT_LINK_UPDATE:
+        case EKV_SCRIPT_LINK_DELETE: op = EKV_MO_LINK; break;
+        default: op = EKV_MO_STORE; break;
+        }
+        break;
+    }
+    ekv_metrics_origin(api->mw, op, outcome, latency_us);
+}
+
 const char *const ekv_script_names[EKV_SCRIPT_COUNT] = {
     [EKV_SCRIPT_ITEM_GET] = "item_get",         [EKV_SCRIPT_ITEM_PUT] = "item_put",
     [EKV_SCRIPT_ITEM_DELETE] = "item_delete",   [EKV_SCRIPT_KEY_LIST] = "key_list",
@@ -188,12 +269,18 @@ const char *const ekv_script_names[EKV_SCRIPT_COUNT] = {
     [EKV_SCRIPT_LINK_UPDATE] = "link_update",   [EKV_SCRIPT_LINK_DELETE] = "link_delete",
 };
 
-struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *origin)
+struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps)
 {
     struct ekv_api *api = ekv_calloc(1, sizeof(*api));
+    const struct ekv_conf *conf = deps->conf;
 
+    api->d = *deps;
     api->conf = conf;
-    api->origin = origin;
+    api->origin = deps->origin;
+    api->mw = ekv_metrics_worker(deps->metrics, deps->worker);
+    api->trouble_since_ms = ekv_api_now_ms(); /* not connected yet */
+    ekv_origin_set_state_cb(api->origin, on_origin_state, api);
+    ekv_origin_set_observer(api->origin, on_origin_observe, api);
     api->separate_admin = conf->admin_listen.host != NULL;
     api->open = conf->api_tokens.count == 0 && conf->read_tokens.count == 0;
     /* the table ekv_api_scripts() hands to the origin is ekv_lua_sources[], in its order */
@@ -216,6 +303,8 @@ struct ekv_api *ekv_api_new(const struct ekv_conf *conf, struct ekv_origin *orig
 
 void ekv_api_free(struct ekv_api *api)
 {
+    if (api == NULL)
+        return;
     ekv_free(api);
 }
 
@@ -223,6 +312,7 @@ void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks)
 {
     hooks->on_head = on_head;
     hooks->on_request = on_request;
+    hooks->on_done = on_done;
     hooks->arg = api;
 }
 

@@ -94,6 +94,7 @@ static void on_create(int status, const struct redisReply *r, void *arg)
     struct store_op *op = arg;
     struct ekv_http_req *req = op->req;
 
+    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
     if (!ekv_api_origin_ok(op->api, req, status, r))
         goto out;
     switch (ekv_reply_int(r, 0, 0)) {
@@ -349,6 +350,7 @@ static void on_rename(int status, const struct redisReply *r, void *arg)
 {
     struct store_op *op = arg;
 
+    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
     if (!ekv_api_origin_ok(op->api, op->req, status, r))
         goto out;
     switch (ekv_reply_int(r, 0, 0)) {
@@ -372,6 +374,7 @@ static void on_delete(int status, const struct redisReply *r, void *arg)
 {
     struct store_op *op = arg;
 
+    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
     if (!ekv_api_origin_ok(op->api, op->req, status, r))
         goto out;
     switch (ekv_reply_int(r, 0, 0)) {

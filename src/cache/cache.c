@@ -22,6 +22,9 @@
 #define META_MAX ((1u << KEY_BITS) - 1)
 #define NEGATIVE_BIT (1u << 24)
 #define EPOCH_MASK 0x3fffffffu   /* entry->state: epoch in the high 30 bits, uses in the low 2 */
+#define EXP_BITS 42              /* monotonic ms: 139 years */
+#define EXP_MASK ((UINT64_C(1) << EXP_BITS) - 1)
+#define TTL_S_MAX ((UINT64_C(1) << (64 - EXP_BITS)) - 1) /* 48 days */
 
 struct ekv_cache_entry {
     atomic_uint refs;
@@ -29,7 +32,7 @@ struct ekv_cache_entry {
     uint32_t state;      /* epoch << 2 | uses: only read or written under the shard lock */
     uint32_t lm_secs;    /* last modified, seconds since 1970 */
     uint64_t generation;
-    uint64_t expires_ms;
+    uint64_t expiry;     /* expires_ms (low EXP_BITS) | cache TTL in seconds at the fill << EXP_BITS */
     uint32_t item_delta; /* item expiry - expires_ms in ms; UINT32_MAX: none, or too far to matter */
     uint32_t shape;      /* key length | metadata length << 12 | NEGATIVE_BIT */
     char data[];         /* key, metadata, value */
@@ -139,7 +142,12 @@ struct ekv_cache_entry *ekv_cache_entry_new(const char *key, size_t keylen,
     e->state = 0;
     e->lm_secs = item->last_modified_ms > 0 ? (uint32_t)(item->last_modified_ms / 1000) : 0;
     e->generation = item->generation;
-    e->expires_ms = item->expires_ms;
+    {
+        uint64_t ttl_s = item->expires_ms > item->fetched_ms
+                             ? (item->expires_ms - item->fetched_ms + 999) / 1000
+                             : 0;
+        e->expiry = (item->expires_ms & EXP_MASK) | EKV_MIN(ttl_s, TTL_S_MAX) << EXP_BITS;
+    }
     delta = item->item_expires_ms == 0 || item->item_expires_ms < item->expires_ms
                 ? UINT32_MAX
                 : item->item_expires_ms - item->expires_ms;
@@ -200,14 +208,26 @@ bool ekv_cache_entry_negative(const struct ekv_cache_entry *e)
     return (e->shape & NEGATIVE_BIT) != 0;
 }
 
+static uint64_t expires_ms(const struct ekv_cache_entry *e)
+{
+    return e->expiry & EXP_MASK;
+}
+
 uint64_t ekv_cache_entry_expires_ms(const struct ekv_cache_entry *e)
 {
-    return e->expires_ms;
+    return expires_ms(e);
+}
+
+uint64_t ekv_cache_entry_age_s(const struct ekv_cache_entry *e, uint64_t now_ms)
+{
+    uint64_t fetched = expires_ms(e) - (e->expiry >> EXP_BITS) * 1000;
+
+    return now_ms > fetched ? (now_ms - fetched) / 1000 : 0;
 }
 
 uint64_t ekv_cache_entry_item_expires_ms(const struct ekv_cache_entry *e)
 {
-    return e->item_delta == UINT32_MAX ? 0 : e->expires_ms + e->item_delta;
+    return e->item_delta == UINT32_MAX ? 0 : expires_ms(e) + e->item_delta;
 }
 
 size_t ekv_cache_entry_cost(const struct ekv_cache_entry *e)
@@ -218,7 +238,7 @@ size_t ekv_cache_entry_cost(const struct ekv_cache_entry *e)
 
 static bool item_alive(const struct ekv_cache_entry *e, uint64_t now_ms)
 {
-    return e->item_delta == UINT32_MAX || now_ms < e->expires_ms + e->item_delta;
+    return e->item_delta == UINT32_MAX || now_ms < expires_ms(e) + e->item_delta;
 }
 
 /* ---------------------------------------------------------------- slots */
@@ -354,13 +374,13 @@ static bool make_room(struct ekv_cache *c, struct shard *sh, uint64_t need, uint
         struct ekv_cache_entry *e = as_entry(s);
         if ((e->state >> 2) != epoch) {
             drop_entry(c, sh, i, &sh->evict_flush); /* slot i now holds a successor: no step */
-        } else if (now_ms >= e->expires_ms && !item_alive(e, now_ms)) {
+        } else if (now_ms >= expires_ms(e) && !item_alive(e, now_ms)) {
             drop_entry(c, sh, i, &sh->evict_ttl);
-        } else if ((e->state & 3) > 0 && now_ms < e->expires_ms) {
+        } else if ((e->state & 3) > 0 && now_ms < expires_ms(e)) {
             e->state--;
             sh->hand = (i + 1) & (sh->cap - 1);
         } else {
-            drop_entry(c, sh, i, now_ms >= e->expires_ms ? &sh->evict_ttl : &sh->evict_lru);
+            drop_entry(c, sh, i, now_ms >= expires_ms(e) ? &sh->evict_ttl : &sh->evict_lru);
         }
     }
     return sh->bytes + need <= sh->max_bytes;
@@ -470,7 +490,7 @@ enum ekv_cache_lookup_result ekv_cache_lookup(struct ekv_cache *c, const char *k
     s = sh->slots[i];
     if (s != 0 && !is_fill(s) && !(flags & EKV_CACHE_NO_JOIN)) {
         struct ekv_cache_entry *e = as_entry(s);
-        if ((e->state >> 2) == epoch && now_ms < e->expires_ms) {
+        if ((e->state >> 2) == epoch && now_ms < expires_ms(e)) {
             if ((e->state & 3) < MAX_USES)
                 e->state++;
             ekv_cache_entry_ref(e);
@@ -547,7 +567,7 @@ bool ekv_cache_fill_finish(struct ekv_cache *c, struct ekv_cache_fill *f,
         i = probe(sh, f->key, f->keylen, f->hash);
         sh->fills--;
         slot_clear(c, sh, i);
-        if (e != NULL && f->epoch == epoch && now_ms < e->expires_ms) {
+        if (e != NULL && f->epoch == epoch && now_ms < expires_ms(e)) {
             uint64_t cost = ekv_cache_entry_cost(e);
             if (make_room(c, sh, cost, now_ms)) {
                 i = probe(sh, f->key, f->keylen, f->hash);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -46,6 +47,14 @@ static void set_timer(struct ekv_http_conn *conn, uint64_t ms)
     evtimer_add(conn->timer, &tv);
 }
 
+uint64_t ekv_http_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static uint64_t now_ms(const struct ekv_http_server *srv)
 {
     struct timeval tv;
@@ -77,6 +86,7 @@ static int on_message_begin(llhttp_t *p)
     struct ekv_http_req *req = ekv_calloc(1, sizeof(*req));
 
     req->conn = conn;
+    req->srv = conn->srv;
     req->state = REQ_HEAD;
     req->head_cap = 512;
     req->head = ekv_malloc(req->head_cap);
@@ -357,6 +367,13 @@ static void maybe_close(struct ekv_http_conn *conn)
         conn_free(conn);
 }
 
+/* The client is gone but a handler holds @req: it answers into the void, which frees it. */
+static void orphan(struct ekv_http_req *req)
+{
+    req->conn = NULL;
+    req->srv = NULL; /* the server may be freed before the handler answers */
+}
+
 static void conn_free(struct ekv_http_conn *conn)
 {
     struct ekv_http_server *srv = conn->srv;
@@ -365,7 +382,7 @@ static void conn_free(struct ekv_http_conn *conn)
     while ((req = TAILQ_FIRST(&conn->reqs)) != NULL) {
         TAILQ_REMOVE(&conn->reqs, req, link);
         if (req->state == REQ_WAITING)
-            req->conn = NULL; /* its handler still answers it; then it is freed */
+            orphan(req); /* its handler still answers it; then it is freed */
         else
             ekv_http_req_free(req);
     }
@@ -410,6 +427,7 @@ static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
         ekv_http_conn_answered(conn);
         return;
     }
+    req->t0_us = ekv_http_now_us();
     srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
 }
 
@@ -486,7 +504,7 @@ void ekv_http_conn_answered(struct ekv_http_conn *conn)
                 TAILQ_REMOVE(&conn->reqs, req, link);
                 conn->nreqs--;
                 if (req->state == REQ_WAITING)
-                    req->conn = NULL;
+                    orphan(req);
                 else
                     ekv_http_req_free(req);
             }

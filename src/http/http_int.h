@@ -45,6 +45,8 @@ struct ekv_http_req {
     struct ekv_http_hdr hdrs[EKV_HTTP_MAX_HEADERS];
     uint64_t body_max;
     void *data;                      /* the callbacks' own (ekv_http_req_set_data) */
+    uint64_t t0_us;                  /* when it was dispatched (monotonic) */
+    struct ekv_http_server *srv;     /* for on_done, also once orphaned */
     struct evbuffer *body;
     struct evbuffer *resp_hdrs;      /* "Name: value\r\n" lines added by the handler */
     struct evbuffer *out;            /* the serialized response */
@@ -91,6 +93,8 @@ void ekv_http_req_free(struct ekv_http_req *req);
 /** Serializes the response of @req into req->out (status line, headers, body). */
 void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *body, bool close);
 /* conn.c */
+/** CLOCK_MONOTONIC in microseconds. */
+uint64_t ekv_http_now_us(void);
 /** True while @req is being parsed and the parser expects a body for it. */
 bool ekv_http_conn_expects_body(const struct ekv_http_req *req);
 /** Called by response.c when @req has been answered: flushes answered requests in order. */

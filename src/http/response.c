@@ -97,6 +97,11 @@ void *ekv_http_req_data(const struct ekv_http_req *req)
     return req->data;
 }
 
+uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req)
+{
+    return req->t0_us != 0 ? ekv_http_now_us() - req->t0_us : 0;
+}
+
 bool ekv_http_req_orphaned(const struct ekv_http_req *req)
 {
     return req->conn == NULL;
@@ -189,6 +194,8 @@ void ekv_http_respond(struct ekv_http_req *req, int status, struct evbuffer *bod
     struct ekv_http_conn *conn = req->conn;
     bool close;
 
+    if (req->srv != NULL && req->srv->hooks.on_done != NULL) /* not for orphans */
+        req->srv->hooks.on_done(req, status, req->srv->hooks.arg);
     if (conn == NULL) { /* the client went away: nothing to send */
         if (body != NULL)
             evbuffer_drain(body, evbuffer_get_length(body));

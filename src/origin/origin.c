@@ -29,6 +29,7 @@ struct ekv_origin_op {
     ekv_origin_cb *cb; /* NULL once answered or canceled */
     void *arg;
     uint64_t deadline_ms;
+    uint64_t sent_us;  /* for the observer's latency */
     char *cmd; /* the formatted command, kept by scripts for a NOSCRIPT retry */
     size_t cmdlen;
     size_t script;
@@ -49,6 +50,8 @@ struct ekv_origin {
     struct event *deadline_ev, *fail_ev;
     ekv_origin_state_cb *state_cb;
     void *state_arg;
+    ekv_origin_observe_cb *observe_cb;
+    void *observe_arg;
 };
 
 static uint64_t mono_ms(void)
@@ -68,10 +71,23 @@ static void arm(struct event *ev, uint64_t ms)
 
 /* ---------------------------------------------------------------- answering ops */
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static void finish(struct ekv_origin_op *op, int status, const redisReply *reply)
 {
     ekv_origin_cb *cb = op->cb;
+    struct ekv_origin *o = op->o;
 
+    if (cb != NULL && o->observe_cb != NULL)
+        o->observe_cb(op->is_script ? op->script : SIZE_MAX, status,
+                      reply != NULL && reply->type == REDIS_REPLY_ERROR,
+                      op->sent_us != 0 ? mono_us() - op->sent_us : 0, o->observe_arg);
     op->cb = NULL; /* at most once */
     if (cb != NULL)
         cb(status, (const struct redisReply *)reply, op->arg);
@@ -208,6 +224,7 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
         op->cmd = NULL;
     }
     op->deadline_ms = mono_ms() + o->timeout_ms;
+    op->sent_us = mono_us();
     if (TAILQ_EMPTY(&o->inflight))
         arm(o->deadline_ev, o->timeout_ms);
     TAILQ_INSERT_TAIL(&o->inflight, op, link);
@@ -301,6 +318,7 @@ void ekv_origin_free(struct ekv_origin *o)
     if (o == NULL)
         return;
     o->state_cb = NULL;
+    o->observe_cb = NULL;
     ekv_origin_link_free(o->link); /* answers the ops in flight, through on_reply() */
     fail_deferred(-1, 0, o);
     event_free(o->deadline_ev);
@@ -312,6 +330,12 @@ void ekv_origin_set_state_cb(struct ekv_origin *o, ekv_origin_state_cb *cb, void
 {
     o->state_cb = cb;
     o->state_arg = arg;
+}
+
+void ekv_origin_set_observer(struct ekv_origin *o, ekv_origin_observe_cb *cb, void *arg)
+{
+    o->observe_cb = cb;
+    o->observe_arg = arg;
 }
 
 bool ekv_origin_connected(const struct ekv_origin *o)

@@ -20,9 +20,13 @@
 
 #include "edgekv/alloc.h"
 #include "edgekv/api.h"
+#include "edgekv/cache.h"
 #include "edgekv/conf.h"
+#include "edgekv/fill.h"
 #include "edgekv/http.h"
+#include "edgekv/inval.h"
 #include "edgekv/log.h"
+#include "edgekv/metrics.h"
 #include "edgekv/origin.h"
 #include "edgekv/server.h"
 
@@ -53,6 +57,7 @@ struct worker {
     struct ekv_api *api;
     struct ekv_origin *origin;
     struct ekv_origin_script *scripts; /* this worker's copy (its origin writes the SHA-1s) */
+    struct ekv_mailbox *mailbox;       /* readers joined to other workers' fills land here */
     struct listener lis[NLISTENERS];
     struct event *deadline; /* shutdown-timeout */
     bool draining;
@@ -72,6 +77,12 @@ struct ekv_server {
     atomic_uint nfinished;
     unsigned max_conns;
     unsigned stop_signals;
+    struct ekv_cache *cache;   /* items; NULL with cache-max-bytes 0 */
+    struct ekv_cache *names;   /* /kv/{name} resolutions */
+    struct ekv_inval *inval;   /* on the main thread's loop; NULL without a cache */
+    char *prefixes[3];         /* the tracked Redis key prefixes */
+    size_t item_prefix_len;    /* strlen("<ns>i:") */
+    struct ekv_metrics *metrics;
 };
 
 static uint64_t mono_ms(void)
@@ -219,14 +230,52 @@ static void *worker_main(void *arg)
     event_base_dispatch(w->base);
     /* whatever is still open when the loop ends is closed here, on the worker's thread */
     close_listeners(w);
-    ekv_http_server_free(w->http);
-    w->http = NULL;
-    /* answers what is still waiting for Redis; those answers go to orphaned requests */
+    /* answers what still waits for Redis (and the readers joined to this worker's fills) */
     ekv_origin_free(w->origin);
     w->origin = NULL;
+    ekv_http_server_free(w->http); /* requests still held by handlers become orphans */
+    w->http = NULL;
     atomic_fetch_add(&w->srv->nfinished, 1);
     event_active(w->srv->worker_done, EV_TIMEOUT, 1);
     return NULL;
+}
+
+/* /metrics: the values other modules own (any worker thread). */
+static void gauges(void *arg, struct ekv_metrics_gauges *g)
+{
+    struct ekv_server *srv = arg;
+
+    g->connections = atomic_load(&srv->nconns);
+    g->workers = srv->nworkers;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        g->origin_connected += srv->workers[i].origin != NULL &&
+                               ekv_origin_connected(srv->workers[i].origin);
+    if (srv->cache != NULL) {
+        struct ekv_cache_stats cs;
+        ekv_cache_stats(srv->cache, &cs);
+        g->cache_entries = cs.entries;
+        g->cache_bytes = cs.bytes;
+        g->cache_max_bytes = cs.max_bytes;
+        g->cache_fills = cs.fills;
+        g->evict_lru = cs.evict_lru;
+        g->evict_ttl = cs.evict_ttl;
+        g->evict_inval = cs.evict_inval;
+        g->evict_flush = cs.evict_flush;
+        g->cache_flushes = cs.flushes;
+    }
+    if (srv->inval != NULL) {
+        struct ekv_inval_stats is;
+        uint64_t now = ekv_inval_now_ms();
+        ekv_inval_stats(srv->inval, &is);
+        g->inval_enabled = true;
+        g->inval_live = is.live;
+        g->inval_fence_age_seconds = is.fence_ms != 0 && now > is.fence_ms
+                                         ? (double)(now - is.fence_ms) / 1000.0
+                                         : 0;
+        g->inval_keys = is.keys;
+        g->inval_flushes = is.flushes;
+        g->inval_losses = is.losses;
+    }
 }
 
 static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char *err,
@@ -258,7 +307,22 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
     oopts.scripts = w->scripts;
     oopts.label = label;
     w->origin = ekv_origin_new(w->base, &oopts);
-    w->api = ekv_api_new(conf, w->origin);
+    w->mailbox = ekv_mailbox_new(w->base);
+    {
+        struct ekv_api_deps deps = {
+            .conf = conf,
+            .origin = w->origin,
+            .cache = srv->cache,
+            .names = srv->names,
+            .inval = srv->inval,
+            .mailbox = w->mailbox,
+            .metrics = srv->metrics,
+            .worker = id,
+            .gauges = gauges,
+            .gauges_arg = srv,
+        };
+        w->api = ekv_api_new(&deps);
+    }
     ekv_api_hooks(w->api, &hooks);
     w->http = ekv_http_server_new(w->base, &limits, &hooks);
     w->deadline = evtimer_new(w->base, on_deadline, w);
@@ -296,8 +360,8 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
 static void worker_deinit(struct worker *w)
 {
     close_listeners(w);
-    ekv_http_server_free(w->http);
     ekv_origin_free(w->origin);
+    ekv_http_server_free(w->http);
     ekv_api_free(w->api);
     ekv_free(w->scripts);
     if (w->deadline != NULL)
@@ -406,6 +470,77 @@ static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
     return EKV_OK;
 }
 
+/* ---------------------------------------------------------------- edge cache and coherence */
+
+/* Invalidation link hooks (main thread): a Redis key changed, or everything may have. */
+static void on_inval_key(const char *key, size_t len, void *arg)
+{
+    struct ekv_server *srv = arg;
+
+    if (len >= srv->item_prefix_len && memcmp(key, srv->prefixes[0], srv->item_prefix_len) == 0)
+        ekv_cache_invalidate(srv->cache, key + srv->item_prefix_len, len - srv->item_prefix_len);
+    else /* the store registry or resource links: name resolutions may have changed */
+        ekv_cache_flush(srv->names);
+}
+
+static void on_inval_flush(void *arg)
+{
+    struct ekv_server *srv = arg;
+
+    ekv_cache_flush(srv->cache);
+    ekv_cache_flush(srv->names);
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t seed = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+
+    if (f == NULL || fread(&seed, sizeof(seed), 1, f) != 1)
+        seed = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
+    if (f != NULL)
+        fclose(f);
+    return seed;
+}
+
+/* The shared caches and the invalidation link, unless cache-max-bytes is 0. */
+static void cache_init(struct ekv_server *srv)
+{
+    const struct ekv_conf *conf = srv->conf;
+    uint64_t names_bytes = EKV_MIN(conf->cache_max_bytes / 16, (uint64_t)8 << 20);
+    struct ekv_cache_limits items = {.max_bytes = conf->cache_max_bytes - names_bytes,
+                                     .seed = random_seed()};
+    struct ekv_cache_limits names = {.max_bytes = names_bytes, .nshards = 4,
+                                     .seed = random_seed()};
+    const char *suffix[3] = {EKV_API_ITEM_PREFIX, "stores", "links:"};
+    char hb[128];
+    struct ekv_inval_opts io = {
+        .addr = &srv->origin_addr,
+        .nprefixes = 3,
+        .heartbeat_channel = hb,
+        .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
+        .stall_ms = conf->max_staleness_ms,
+        .timeout_ms = conf->origin_timeout_ms,
+    };
+    struct ekv_inval_hooks hooks = {.on_key = on_inval_key, .on_flush = on_inval_flush, .arg = srv};
+
+    if (conf->cache_max_bytes == 0) {
+        ekv_log(EKV_LOG_INFO, "cache-max-bytes is 0: no edge cache, every read goes to Redis");
+        return;
+    }
+    srv->cache = ekv_cache_new(&items);
+    srv->names = ekv_cache_new(&names);
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(conf->ns) + strlen(suffix[i]) + 1;
+        srv->prefixes[i] = ekv_malloc(n);
+        snprintf(srv->prefixes[i], n, "%s%s", conf->ns, suffix[i]);
+    }
+    srv->item_prefix_len = strlen(srv->prefixes[0]);
+    io.prefixes = (const char *const *)srv->prefixes;
+    snprintf(hb, sizeof(hb), "%sheartbeat", conf->ns);
+    srv->inval = ekv_inval_new(srv->base, &io, &hooks);
+}
+
 struct ekv_server *ekv_server_new(const struct ekv_conf *conf, char *err, size_t errlen)
 {
     struct ekv_server *srv = ekv_calloc(1, sizeof(*srv));
@@ -448,6 +583,8 @@ struct ekv_server *ekv_server_new(const struct ekv_conf *conf, char *err, size_t
         snprintf(err, errlen, "cannot set up signal handling");
         goto fail;
     }
+    srv->metrics = ekv_metrics_new(srv->nworkers);
+    cache_init(srv);
     srv->workers = ekv_calloc(srv->nworkers, sizeof(*srv->workers));
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker_init(srv, &srv->workers[i], i, err, errlen) != EKV_OK)
@@ -501,9 +638,25 @@ void ekv_server_free(struct ekv_server *srv)
 {
     if (srv == NULL)
         return;
+    /* the invalidation link first (its hooks use the caches); then answer the readers still
+     * queued in mailboxes (their workers have stopped), then take the workers apart */
+    ekv_inval_free(srv->inval);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
+        ekv_origin_free(srv->workers[i].origin); /* if the worker never ran */
+        srv->workers[i].origin = NULL;
+    }
+    for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
+        ekv_mailbox_free(srv->workers[i].mailbox);
+        srv->workers[i].mailbox = NULL;
+    }
     for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++)
         worker_deinit(&srv->workers[i]);
     ekv_free(srv->workers);
+    ekv_cache_free(srv->cache);
+    ekv_cache_free(srv->names);
+    for (int i = 0; i < 3; i++)
+        ekv_free(srv->prefixes[i]);
+    ekv_metrics_free(srv->metrics);
     if (srv->sig_term != NULL)
         event_free(srv->sig_term);
     if (srv->sig_int != NULL)

@@ -1552,7 +1552,15 @@ START_TEST(test_readyz_with_origin)
     }
     c = ekv_test_connect(p->port);
     EXCHANGE(c, "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", &r, 200);
-    assert_status_json(&r, "ready");
+    {
+        /* {"status":"ready","origin":"up","invalidation":"up"}: each dependency is named */
+        json_t *j = body_json(&r);
+        ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "ready");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "origin")), "up");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "invalidation")), "up");
+        ck_assert_ptr_null(json_object_get(j, "reason"));
+        json_decref(j);
+    }
     ekv_test_resp_free(&r);
     ekv_test_close(c);
     ck_assert_int_eq(ekv_test_proc_signal(p, SIGTERM), 0);

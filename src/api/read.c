@@ -1,0 +1,464 @@
+/* read.c - item reads (GET/HEAD) through the edge cache, and the cached /kv/{name} resolutions.
+ *
+ * The cache is trusted only while the invalidation link is fresh (DESIGN.md, coherence rules
+ * 1-2); otherwise reads go to the origin and store nothing, except that while the origin itself
+ * is unreachable an entry may be served stale for up to stale-if-error, never past its item's
+ * TTL. A miss installs a fill before the origin read; concurrent misses, on any worker, join it
+ * and are answered on their own worker through its mailbox. Hits send the cached, immutable
+ * value by reference (no copy): the response holds a reference until it has been written. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <hiredis/hiredis.h>
+
+#include "edgekv/alloc.h"
+#include "edgekv/cache.h"
+#include "edgekv/conf.h"
+#include "edgekv/fill.h"
+#include "edgekv/http.h"
+#include "edgekv/inval.h"
+#include "edgekv/metrics.h"
+#include "edgekv/origin.h"
+#include "edgekv/text.h"
+
+#include "api_int.h"
+
+#define CKEY_MAX (EKV_ID_MAX + 3 + EKV_KEY_MAX)
+
+enum how {
+    DIRECT, /* no cache involved: answer from the origin's reply */
+    LEAD,   /* leading a fill: store the result, answer the joined readers */
+};
+
+struct reader {
+    struct ekv_cache_waiter w; /* the cache hands this back to the fill's leader */
+    struct ekv_mailbox_msg msg;
+    struct ekv_api *api;       /* the reader's own worker */
+    struct ekv_http_req *req;
+    const char *inm;           /* If-None-Match (a view into req) */
+    size_t inm_len;
+    enum how how;
+    bool bypass;               /* no-cache / consistency=strong */
+    struct ekv_cache_fill *fill;
+    uint64_t sent_ms;          /* when the origin read was sent: TTLs count from here */
+    struct ekv_cache_entry *result; /* a joined reader's answer (a reference), or NULL */
+    int fail;                  /* a joined reader's failure status (503, 502) */
+    bool stale;
+    char ckey[CKEY_MAX];
+    size_t ckey_len;
+};
+
+uint64_t ekv_api_now_ms(void)
+{
+    return ekv_inval_now_ms();
+}
+
+static void reader_free(struct reader *rd)
+{
+    ekv_cache_entry_release(rd->result);
+    ekv_free(rd);
+}
+
+/* ---------------------------------------------------------------- answering from an entry */
+
+static void release_ref(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    ekv_cache_entry_release(arg);
+}
+
+/* Answers @req from @e (a negative entry is a 404) with Cache-Status @cs. */
+static void respond_entry(struct ekv_http_req *req, const char *inm, size_t inm_len,
+                          struct ekv_cache_entry *e, const char *cs, uint64_t now)
+{
+    char buf[64], date[32];
+    size_t len, mlen;
+    const char *meta = ekv_cache_entry_meta(e, &mlen);
+    uint64_t gen = ekv_cache_entry_generation(e);
+    const void *val;
+    struct evbuffer *body;
+
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)ekv_cache_entry_age_s(e, now));
+    ekv_http_add_header(req, "Age", buf);
+    ekv_http_add_header(req, "Cache-Status", cs);
+    if (ekv_cache_entry_negative(e)) {
+        ekv_http_respond_problem(req, 404,
+                                 mlen == 5 && memcmp(meta, "store", 5) == 0 ? "store not found"
+                                                                             : "key not found");
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)gen);
+    ekv_http_add_header(req, "Generation", buf);
+    snprintf(buf, sizeof(buf), "\"%llu\"", (unsigned long long)gen);
+    ekv_http_add_header(req, "ETag", buf);
+    if (mlen > 0) {
+        char *m = ekv_strndup(meta, mlen);
+        ekv_http_add_header(req, "Metadata", m);
+        ekv_free(m);
+    } else {
+        ekv_http_add_header(req, "Metadata", "");
+    }
+    ekv_fmt_http_date(ekv_cache_entry_last_modified_ms(e) / 1000, date);
+    ekv_http_add_header(req, "Last-Modified", date);
+    if (inm != NULL && ekv_etag_match(inm, inm_len, gen)) {
+        ekv_http_respond(req, 304, NULL);
+        return;
+    }
+    ekv_http_add_header(req, "Content-Type", "application/octet-stream");
+    val = ekv_cache_entry_value(e, &len);
+    body = evbuffer_new();
+    if (body == NULL)
+        abort();
+    if (len > 0) {
+        /* zero copy: the response keeps the entry alive until its bytes are written */
+        ekv_cache_entry_ref(e);
+        if (evbuffer_add_reference(body, val, len, release_ref, e) != 0)
+            abort();
+    }
+    ekv_http_respond(req, 200, body);
+    evbuffer_free(body);
+}
+
+static void cache_status_hit(struct ekv_cache_entry *e, uint64_t now, bool stale, char *out,
+                             size_t outlen)
+{
+    long long ttl = ((long long)ekv_cache_entry_expires_ms(e) - (long long)now) / 1000;
+
+    if (stale)
+        snprintf(out, outlen, "edgekv; hit; ttl=%lld; detail=stale-if-error", ttl);
+    else
+        snprintf(out, outlen, "edgekv; hit; ttl=%lld", ttl);
+}
+
+/* ---------------------------------------------------------------- trust and staleness */
+
+static bool cache_trusted(struct ekv_api *api, uint64_t now)
+{
+    return api->d.cache != NULL &&
+           ekv_inval_fresh(api->d.inval, now, api->conf->max_staleness_ms);
+}
+
+/* While the origin is unreachable (since trouble_since), stale answers are allowed for
+ * stale-if-error. @failing_now: an origin read has just failed. */
+static bool stale_allowed(struct ekv_api *api, uint64_t now, bool failing_now)
+{
+    uint64_t since = api->trouble_since_ms;
+
+    if (api->d.cache == NULL || api->conf->stale_if_error_ms == 0)
+        return false;
+    if (since == 0)
+        return failing_now;
+    return now - since < api->conf->stale_if_error_ms;
+}
+
+/* ---------------------------------------------------------------- origin reads */
+
+/* An entry from item_get's reply, or NULL if it is malformed. */
+static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct redisReply *r,
+                                                uint64_t now)
+{
+    const struct ekv_conf *conf = rd->api->conf;
+    struct ekv_cache_item it = {.fetched_ms = rd->sent_ms};
+    long long code = ekv_reply_int(r, 0, 0);
+    const char *what;
+    size_t wlen;
+
+    if (code == 404) {
+        what = ekv_reply_str(r, 1, &wlen);
+        it.negative = true;
+        it.meta = what;
+        it.meta_len = what != NULL ? wlen : 0;
+        it.expires_ms = rd->sent_ms + conf->negative_ttl_ms;
+    } else if (code == 200) {
+        long long gen = ekv_reply_int(r, 3, -1), pttl = ekv_reply_int(r, 5, -1);
+        uint64_t ttl = conf->cache_max_ttl_ms;
+
+        it.value = ekv_reply_str(r, 1, &it.value_len);
+        it.meta = ekv_reply_str(r, 2, &it.meta_len);
+        if (gen < 0 || it.value == NULL)
+            return NULL;
+        if (it.meta != NULL && ekv_meta_check(it.meta, it.meta_len) != NULL)
+            it.meta_len = 0; /* not a valid header value (a foreign writer): served empty */
+        it.generation = (uint64_t)gen;
+        it.last_modified_ms = ekv_reply_int(r, 4, 0);
+        if (pttl >= 0) {
+            /* the remaining TTL was read after the request was sent: count from the send */
+            it.item_expires_ms = rd->sent_ms + (uint64_t)pttl;
+            ttl = EKV_MIN(ttl, (uint64_t)pttl);
+        }
+        it.expires_ms = rd->sent_ms + ttl;
+    } else {
+        return NULL;
+    }
+    (void)now;
+    return ekv_cache_entry_new(rd->ckey, rd->ckey_len, &it);
+}
+
+static bool storable(const struct ekv_api *api, const struct ekv_cache_entry *e)
+{
+    size_t len;
+
+    if (ekv_cache_entry_negative(e))
+        return api->conf->negative_ttl_ms > 0;
+    ekv_cache_entry_value(e, &len);
+    return len <= api->conf->cache_max_item_bytes;
+}
+
+static void answer_joined(void *arg)
+{
+    struct reader *rd = arg;
+    uint64_t now = ekv_api_now_ms();
+    char cs[96];
+
+    if (rd->result != NULL) {
+        if (rd->stale)
+            cache_status_hit(rd->result, now, true, cs, sizeof(cs));
+        else
+            snprintf(cs, sizeof(cs), "edgekv; fwd=uri-miss; collapsed");
+        respond_entry(rd->req, rd->inm, rd->inm_len, rd->result, cs, now);
+    } else if (rd->fail == 502) {
+        ekv_http_respond_problem(rd->req, 502, "the origin answered with an error");
+    } else {
+        ekv_http_add_header(rd->req, "Retry-After", "1");
+        ekv_http_respond_problem(rd->req, 503, "the origin is unavailable");
+    }
+    reader_free(rd);
+}
+
+/* Hands the fill's outcome to every reader that joined it, on its own worker. */
+static void answer_waiters(struct ekv_cache_waiter *w, struct ekv_cache_entry *e, bool stale,
+                           int fail)
+{
+    while (w != NULL) {
+        struct reader *rd = (struct reader *)(void *)w;
+        struct ekv_cache_waiter *next = w->next;
+
+        if (e != NULL)
+            ekv_cache_entry_ref(e);
+        rd->result = e;
+        rd->stale = stale;
+        rd->fail = fail;
+        ekv_mailbox_post(rd->api->d.mailbox, &rd->msg, answer_joined, rd);
+        w = next;
+    }
+}
+
+static void on_item(int status, const struct redisReply *r, void *arg)
+{
+    struct reader *rd = arg;
+    struct ekv_api *api = rd->api;
+    struct ekv_http_req *req = rd->req;
+    uint64_t now = ekv_api_now_ms();
+    struct ekv_cache_entry *e = NULL, *stale = NULL;
+    struct ekv_cache_waiter *waiters = NULL;
+    int fail = 0;
+    bool stored = false;
+    char cs[96];
+
+    if (status != EKV_OK)
+        fail = 503;
+    else if (r->type == REDIS_REPLY_ERROR)
+        fail = 502;
+    else if ((e = entry_from_reply(rd, r, now)) == NULL)
+        fail = 502;
+    if (rd->how == LEAD) {
+        stored = ekv_cache_fill_finish(api->d.cache, rd->fill,
+                                       e != NULL && storable(api, e) ? e : NULL, now, &waiters,
+                                       e == NULL ? &stale : NULL);
+        if (stale != NULL && !stale_allowed(api, now, fail == 503)) {
+            ekv_cache_entry_release(stale);
+            stale = NULL;
+        }
+        answer_waiters(waiters, e != NULL ? e : stale, e == NULL, fail);
+    }
+    if (e != NULL) {
+        snprintf(cs, sizeof(cs), "edgekv; fwd=%s%s", rd->bypass ? "request" : "uri-miss",
+                 stored ? "; stored" : "");
+        respond_entry(req, rd->inm, rd->inm_len, e, cs, now);
+    } else if (stale != NULL) {
+        ekv_metrics_lookup(api->mw, EKV_ML_STALE);
+        cache_status_hit(stale, now, true, cs, sizeof(cs));
+        respond_entry(req, rd->inm, rd->inm_len, stale, cs, now);
+    } else if (fail == 503 || r->type == REDIS_REPLY_ERROR) {
+        (void)ekv_api_origin_ok(api, req, status, r); /* 503 + Retry-After, or 502 (logged) */
+    } else {
+        ekv_http_respond_problem(req, 502, "the origin holds a malformed item");
+    }
+    ekv_cache_entry_release(e);
+    ekv_cache_entry_release(stale);
+    reader_free(rd);
+}
+
+static void read_origin(struct reader *rd, const char *sid, size_t sid_len, const char *key,
+                        size_t key_len)
+{
+    struct ekv_api *api = rd->api;
+    size_t ilen, glen;
+    char *item = ekv_api_rkey(api, "i:{", sid, sid_len, "}:", key, key_len, &ilen);
+    char *gen = ekv_api_rkey(api, "g:{", sid, sid_len, "}", NULL, 0, &glen);
+    const char *argv[2] = {item, gen};
+    size_t argvlen[2] = {ilen, glen};
+
+    rd->sent_ms = ekv_api_now_ms();
+    ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_ITEM_GET], on_item, rd, 2, 2, argv,
+                    argvlen);
+    ekv_free(item);
+    ekv_free(gen);
+}
+
+/* no-cache or consistency=strong: the client wants the origin's answer */
+static bool wants_origin(struct ekv_http_req *req)
+{
+    size_t len, qlen;
+    const char *cc = ekv_http_req_header(req, "cache-control", &len);
+    const char *q = ekv_http_req_query(req, &qlen);
+    char val[16];
+    size_t vlen;
+
+    if (cc != NULL && len >= 8) {
+        for (size_t i = 0; i + 8 <= len; i++)
+            if (ekv_strn_caseeq(cc + i, 8, "no-cache"))
+                return true;
+    }
+    return q != NULL && ekv_query_param(q, qlen, "consistency", EKV_QUERY_URL, val, sizeof(val),
+                                        &vlen) == EKV_OK &&
+           vlen == 6 && memcmp(val, "strong", 6) == 0;
+}
+
+void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
+                   const char *sid, size_t sid_len)
+{
+    struct reader *rd = ekv_calloc(1, sizeof(*rd));
+    uint64_t now = ekv_api_now_ms();
+    struct ekv_cache_entry *e;
+    char cs[96];
+
+    rd->api = api;
+    rd->req = req;
+    rd->inm = ir->inm;
+    rd->inm_len = ir->inm_len;
+    rd->bypass = wants_origin(req);
+    rd->ckey_len = (size_t)snprintf(rd->ckey, sizeof(rd->ckey), "{%.*s}:", (int)sid_len, sid);
+    memcpy(rd->ckey + rd->ckey_len, ir->key, ir->key_len);
+    rd->ckey_len += ir->key_len;
+    rd->how = DIRECT;
+    if (api->d.cache == NULL) {
+        ekv_metrics_lookup(api->mw, EKV_ML_MISS);
+    } else if (!cache_trusted(api, now)) {
+        /* the cache may be stale: the origin decides, unless it is the one in trouble */
+        if (!ekv_origin_connected(api->origin) && stale_allowed(api, now, false) &&
+            (e = ekv_cache_lookup_stale(api->d.cache, rd->ckey, rd->ckey_len, now)) != NULL) {
+            ekv_metrics_lookup(api->mw, EKV_ML_STALE);
+            cache_status_hit(e, now, true, cs, sizeof(cs));
+            respond_entry(req, rd->inm, rd->inm_len, e, cs, now);
+            ekv_cache_entry_release(e);
+            reader_free(rd);
+            return;
+        }
+        ekv_metrics_lookup(api->mw, EKV_ML_BYPASS);
+    } else {
+        switch (ekv_cache_lookup(api->d.cache, rd->ckey, rd->ckey_len, now,
+                                 rd->bypass ? EKV_CACHE_NO_JOIN : 0, &e, &rd->fill, &rd->w)) {
+        case EKV_CACHE_HIT:
+            ekv_metrics_lookup(api->mw,
+                               ekv_cache_entry_negative(e) ? EKV_ML_NEGATIVE_HIT : EKV_ML_HIT);
+            cache_status_hit(e, now, false, cs, sizeof(cs));
+            respond_entry(req, rd->inm, rd->inm_len, e, cs, now);
+            ekv_cache_entry_release(e);
+            reader_free(rd);
+            return;
+        case EKV_CACHE_JOINED:
+            ekv_metrics_lookup(api->mw, EKV_ML_COLLAPSED);
+            return; /* answered by the fill's leader, through our mailbox */
+        case EKV_CACHE_LEAD:
+            ekv_metrics_lookup(api->mw, rd->bypass ? EKV_ML_BYPASS : EKV_ML_MISS);
+            rd->how = LEAD;
+            break;
+        case EKV_CACHE_MISS:
+            ekv_metrics_lookup(api->mw, EKV_ML_MISS);
+            break;
+        }
+    }
+    read_origin(rd, sid, sid_len, ir->key, ir->key_len);
+}
+
+/* ---------------------------------------------------------------- writes and names */
+
+void ekv_api_invalidate_item(struct ekv_api *api, const char *sid, size_t sid_len,
+                             const char *key, size_t key_len)
+{
+    char ckey[CKEY_MAX];
+    int n;
+
+    if (api->d.cache == NULL)
+        return;
+    n = snprintf(ckey, sizeof(ckey), "{%.*s}:", (int)sid_len, sid);
+    memcpy(ckey + n, key, key_len);
+    ekv_cache_invalidate(api->d.cache, ckey, (size_t)n + key_len);
+}
+
+void ekv_api_forget_names(struct ekv_api *api)
+{
+    if (api->d.names != NULL)
+        ekv_cache_flush(api->d.names);
+}
+
+int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *sid,
+                     struct ekv_cache_fill **fill)
+{
+    uint64_t now = ekv_api_now_ms();
+    struct ekv_cache_entry *e;
+    int rc = EKV_EAGAIN;
+
+    *fill = NULL;
+    if (!cache_trusted(api, now))
+        return EKV_EAGAIN;
+    switch (ekv_cache_lookup(api->d.names, name, len, now, EKV_CACHE_NO_FILL, &e, fill, NULL)) {
+    case EKV_CACHE_HIT:
+        if (ekv_cache_entry_negative(e)) {
+            rc = EKV_ENOTFOUND;
+        } else {
+            size_t slen;
+            const char *v = ekv_cache_entry_value(e, &slen);
+            memcpy(sid, v, EKV_MIN(slen, (size_t)EKV_ID_MAX));
+            sid[EKV_MIN(slen, (size_t)EKV_ID_MAX)] = '\0';
+            rc = EKV_OK;
+        }
+        ekv_cache_entry_release(e);
+        return rc;
+    default:
+        break;
+    }
+    /* not cached: lead a fill of our own (no joining: resolutions are cheap), installed before
+     * the origin is asked so that a store or link change meanwhile poisons it */
+    if (ekv_cache_lookup(api->d.names, name, len, now, EKV_CACHE_NO_JOIN, &e, fill, NULL) !=
+        EKV_CACHE_LEAD)
+        *fill = NULL;
+    return EKV_EAGAIN;
+}
+
+void ekv_names_finish(struct ekv_api *api, struct ekv_cache_fill *fill, const char *name,
+                      size_t len, const char *sid, size_t sid_len, bool failed)
+{
+    uint64_t now = ekv_api_now_ms();
+    struct ekv_cache_item it = {.fetched_ms = now};
+    struct ekv_cache_entry *e = NULL;
+    struct ekv_cache_waiter *waiters;
+
+    if (fill == NULL)
+        return;
+    if (!failed) {
+        it.negative = sid == NULL;
+        it.value = sid;
+        it.value_len = sid != NULL ? sid_len : 0;
+        it.expires_ms = now + (sid != NULL ? api->conf->cache_max_ttl_ms : api->conf->negative_ttl_ms);
+        e = ekv_cache_entry_new(name, len, &it);
+    }
+    (void)ekv_cache_fill_finish(api->d.names, fill, e, now, &waiters, NULL);
+    ekv_cache_entry_release(e);
+}

@@ -1,0 +1,136 @@
+#!/bin/sh
+# compat/run.sh - run by `make check`: Fastly's own tools, unchanged, against edgekv. Starts a
+# private redis-server (unix socket, no persistence) and edgekv (--listen 127.0.0.1:0, an
+# api-token), then runs tests/compat/driver.js, which drives the official `fastly` JavaScript
+# client and the Fastly CLI through create store, put with metadata, get, list, delete key,
+# delete store (see its header). Finally edgekv must stop cleanly on SIGTERM (exit 0: no
+# sanitizer report).
+#
+# The npm packages (tests/compat/package.json, exact versions, package-lock.json) are not
+# installed by the build: `contrib/quickstart.sh test` runs `npm ci --prefix tests/compat`;
+# by hand, do the same. They are looked for in $EKV_COMPAT_MODULES, else
+# $EKV_SRCDIR/tests/compat/node_modules. Without node or the packages the test is skipped
+# (77), or fails when EKV_TESTS_REQUIRED=1 (CI).
+# Environment (from Makefile.am): EDGEKV_BIN, REDIS_SERVER, EKV_SRCDIR, EKV_TESTS_REQUIRED.
+
+: "${EDGEKV_BIN:?EDGEKV_BIN must name the edgekv binary}"
+: "${EKV_SRCDIR:?EKV_SRCDIR must name the source directory}"
+
+skip() {
+    if [ "${EKV_TESTS_REQUIRED:-0}" = 1 ]; then
+        echo "FAIL: $* (EKV_TESTS_REQUIRED=1: this test may not be skipped)"
+        exit 1
+    fi
+    echo "SKIP: $*"
+    exit 77
+}
+
+[ -x "$EDGEKV_BIN" ] || skip "EDGEKV_BIN ($EDGEKV_BIN) is not executable"
+[ -n "${REDIS_SERVER:-}" ] && [ -x "$REDIS_SERVER" ] ||
+    skip "REDIS_SERVER is not set to an executable redis-server"
+command -v node >/dev/null 2>&1 ||
+    skip "node is not installed (Debian: apt-get install nodejs npm; then npm ci --prefix tests/compat)"
+modules=${EKV_COMPAT_MODULES:-$EKV_SRCDIR/tests/compat/node_modules}
+[ -f "$modules/fastly/package.json" ] ||
+    skip "the npm packages are not installed in $modules (run: npm ci --prefix $EKV_SRCDIR/tests/compat, or set EKV_COMPAT_MODULES)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ekvcompat.XXXXXX") || exit 1
+redis_pid=
+edgekv_pid=
+cleanup() {
+    [ -n "$edgekv_pid" ] && kill -KILL "$edgekv_pid" 2>/dev/null
+    [ -n "$redis_pid" ] && kill -KILL "$redis_pid" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+show_logs() {
+    echo "--- edgekv log ($EDGEKV_BIN):"
+    cat "$tmp/edgekv.log"
+    echo "--- redis-server log:"
+    tail -n 20 "$tmp/redis.log"
+}
+
+# 1. redis-server on a unix socket (sun_path holds 108 bytes)
+sock=$tmp/redis.sock
+[ ${#sock} -lt 100 ] || { echo "FAIL: socket path too long (set a shorter TMPDIR): $sock"; exit 1; }
+"$REDIS_SERVER" --port 0 --unixsocket "$sock" --unixsocketperm 700 --save "" --appendonly no \
+    --daemonize no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+i=0
+until [ -S "$sock" ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$redis_pid" 2>/dev/null; then
+        echo "FAIL: redis-server did not start"
+        tail -n 20 "$tmp/redis.log"
+        exit 1
+    fi
+    sleep 0.05
+done
+
+# 2. edgekv on a port the kernel picks, read from its first "listening on HOST:PORT" line
+token="compat-$$-$(date +%s)"
+: >"$tmp/edgekv.log"
+"$EDGEKV_BIN" --listen 127.0.0.1:0 --origin "unix://$sock" --api-token "$token" --threads 2 \
+    --log-level info 2>"$tmp/edgekv.log" >/dev/null &
+edgekv_pid=$!
+port=
+i=0
+while [ -z "$port" ]; do
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/edgekv.log" | head -n 1)
+    [ -n "$port" ] && break
+    i=$((i + 1))
+    if [ $i -gt 200 ] || ! kill -0 "$edgekv_pid" 2>/dev/null; then
+        echo "FAIL: edgekv did not say where it listens"
+        show_logs
+        exit 1
+    fi
+    sleep 0.05
+done
+
+# ready = connected to the origin (a request before that would get a 503)
+i=0
+until node -e '
+    require("http").get(process.argv[1], (r) => process.exit(r.statusCode === 200 ? 0 : 1))
+        .on("error", () => process.exit(1));' "http://127.0.0.1:$port/readyz"; do
+    i=$((i + 1))
+    if [ $i -gt 50 ] || ! kill -0 "$edgekv_pid" 2>/dev/null; then
+        echo "FAIL: edgekv on port $port did not become ready"
+        show_logs
+        exit 1
+    fi
+    sleep 0.1
+done
+
+# 3. the tools
+mkdir "$tmp/driver"
+EKV_URL="http://127.0.0.1:$port" EKV_TOKEN="$token" EKV_COMPAT_TMP="$tmp/driver" \
+    NODE_PATH="$modules" EKV_TESTS_REQUIRED="${EKV_TESTS_REQUIRED:-0}" \
+    node "$EKV_SRCDIR/tests/compat/driver.js"
+status=$?
+
+# 4. edgekv survived all of it and stops cleanly
+if ! kill -TERM "$edgekv_pid" 2>/dev/null; then
+    echo "FAIL: edgekv died during the test"
+    status=1
+else
+    i=0 # shutdown-timeout is 10 s; the sanitizer build is slow: allow 20 s
+    while kill -0 "$edgekv_pid" 2>/dev/null && [ $i -lt 400 ]; do
+        i=$((i + 1))
+        sleep 0.05
+    done
+    kill -0 "$edgekv_pid" 2>/dev/null && kill -KILL "$edgekv_pid"
+    wait "$edgekv_pid"
+    rc=$?
+    edgekv_pid=
+    if [ $rc -ne 0 ]; then
+        echo "FAIL: edgekv exited with status $rc after SIGTERM"
+        status=1
+    fi
+fi
+if [ $status -ne 0 ] && [ $status -ne 77 ]; then
+    show_logs
+fi
+exit $status
