@@ -106,6 +106,21 @@ int ekv_http_req_tag(const struct ekv_http_req *req);
 uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req);
 /** True once the client has gone away; the request must still be answered. */
 bool ekv_http_req_orphaned(const struct ekv_http_req *req);
+/** The request's HTTP minor version: 0 (HTTP/1.0) or 1 (HTTP/1.1). */
+int ekv_http_req_minor(const struct ekv_http_req *req);
+/**
+ * Writes the client's address ("192.0.2.7", "2001:db8::1", "unix") to @buf (@len bytes,
+ * NUL-terminated); "-" once the client has gone away. For logs: looked up once per connection.
+ */
+void ekv_http_req_peer(const struct ekv_http_req *req, char *buf, size_t len);
+
+/* ---- the answer, as seen by the done callback (ekv_http_done_cb) */
+
+/** The response body's length in bytes as sent (0 for HEAD, 204, 304 and 1xx). */
+uint64_t ekv_http_req_resp_bytes(const struct ekv_http_req *req);
+/** The first response header named @lname (lower case, compared case-insensitively) added with
+ * ekv_http_add_header(), or NULL; valid until the done callback returns. */
+const char *ekv_http_req_resp_header(struct ekv_http_req *req, const char *lname, size_t *len);
 
 /** One pointer of the callbacks' own per request (e.g. the route chosen by the head callback);
  * NULL until set. */
@@ -117,6 +132,9 @@ void *ekv_http_req_data(const struct ekv_http_req *req);
 /** Adds a response header (copied). Content-Length, Date, Server and Connection are added by
  * the server. */
 void ekv_http_add_header(struct ekv_http_req *req, const char *name, const char *value);
+/** The same with explicit lengths (no strlen; @value may hold any bytes but CR/LF). */
+void ekv_http_add_header_n(struct ekv_http_req *req, const char *name, size_t nlen,
+                           const char *value, size_t vlen);
 /** Answers @req with @status and the contents of @body (moved out of it, not copied: chains
  * added with evbuffer_add_reference() stay zero-copy). @body may be NULL. For HEAD the body is
  * counted in Content-Length and dropped. */

@@ -40,4 +40,7 @@ EKV_NODISCARD int ekv_parse_size(const char *s, uint64_t *bytes);
  */
 EKV_NODISCARD int ekv_parse_duration(const char *s, uint64_t *ms);
 
+/** Writes @v in decimal to @out (at least 21 bytes; NUL-terminated). Returns the length. */
+size_t ekv_fmt_u64(char *out, uint64_t v);
+
 #endif /* EDGEKV_TEXT_H */

@@ -210,21 +210,43 @@ void ekv_fmt_rfc3339(long long t, char out[21])
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static void two(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
 void ekv_fmt_http_date(long long t, char out[32])
 {
-    static const char days[][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char days[][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
     static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
+    long long d = (t >= 0 ? t : t - 86399) / 86400, secs = t - d * 86400;
+    /* civil date from days since 1970-01-01 (H. Hinnant's algorithm): no gmtime, no locale,
+     * this runs for every response with a Last-Modified */
+    long long z = d + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    unsigned day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long long year = (long long)yoe + era * 400 + (month <= 2);
+    unsigned y = (unsigned)(year < 0 ? 0 : year > 9999 ? 9999 : year);
 
-    utc(t, &tm); /* not strftime's %a/%b: they follow the locale */
-    memcpy(out, days[tm.tm_wday % 7], 3);
-    out[3] = ',';
-    out[4] = ' ';
-    strftime(out + 5, 3, "%d", &tm);
+    memcpy(out, days[((d % 7) + 7) % 7], 3);
+    memcpy(out + 3, ", ", 2);
+    two(out + 5, day);
     out[7] = ' ';
-    memcpy(out + 8, months[tm.tm_mon % 12], 3);
-    strftime(out + 11, 21, " %Y %H:%M:%S GMT", &tm); /* digits only: locale-independent */
+    memcpy(out + 8, months[month - 1], 3);
+    out[11] = ' ';
+    two(out + 12, y / 100);
+    two(out + 14, y % 100);
+    out[16] = ' ';
+    two(out + 17, (unsigned)(secs / 3600));
+    out[19] = ':';
+    two(out + 20, (unsigned)(secs / 60 % 60));
+    out[22] = ':';
+    two(out + 23, (unsigned)(secs % 60));
+    memcpy(out + 25, " GMT", 5); /* with the NUL */
 }
 
 /* ---------------------------------------------------------------- Redis keys */

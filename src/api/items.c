@@ -246,34 +246,52 @@ static void start(struct item_op *op)
     }
 }
 
+/* An op for a request parsed into @ir. */
 static struct item_op *op_new(struct ekv_api *api, struct ekv_http_req *req,
-                              const struct ekv_route_capture *cap, bool edge)
+                              const struct ekv_item_req *ir, const char *sid, size_t sid_len)
 {
-    struct item_op *op = ekv_calloc(1, sizeof(*op));
-    const char *why = NULL;
-    int status;
+    struct item_op *op = ekv_malloc(sizeof(*op));
 
     op->api = api;
     op->req = req;
-    status = ekv_item_req_parse(&op->ir, req, cap, edge, &why);
-    if (status != 0) { /* checked before the body already; kept for safety */
-        refuse(req, status, why);
-        ekv_free(op);
-        return NULL;
-    }
+    op->names_fill = NULL;
+    op->ir = *ir;
+    memcpy(op->sid, sid, sid_len);
+    op->sid_len = sid_len;
     return op;
+}
+
+static bool is_read(const struct ekv_http_req *req)
+{
+    enum ekv_http_method m = ekv_http_req_method(req);
+
+    return m == EKV_HTTP_GET || m == EKV_HTTP_HEAD;
+}
+
+/* Parses into @ir; answers @req and returns false on failure (already checked before the body,
+ * so this is only a safety net). */
+static bool parse(struct ekv_http_req *req, const struct ekv_route_capture *cap, bool edge,
+                  struct ekv_item_req *ir)
+{
+    const char *why = NULL;
+    int status = ekv_item_req_parse(ir, req, cap, edge, &why);
+
+    if (status != 0)
+        refuse(req, status, why);
+    return status == 0;
 }
 
 void ekv_items_handle(struct ekv_api *api, struct ekv_http_req *req,
                       const struct ekv_route_capture *cap)
 {
-    struct item_op *op = op_new(api, req, cap, false);
+    struct ekv_item_req ir;
 
-    if (op == NULL)
+    if (!parse(req, cap, false, &ir))
         return;
-    memcpy(op->sid, op->ir.store, op->ir.store_len);
-    op->sid_len = op->ir.store_len;
-    start(op);
+    if (is_read(req)) /* reads need no op: hits allocate nothing */
+        ekv_read_item(api, req, &ir, ir.store, ir.store_len);
+    else
+        start(op_new(api, req, &ir, ir.store, ir.store_len));
 }
 
 static void on_resolved(int status, const struct redisReply *r, void *arg)
@@ -301,31 +319,37 @@ static void on_resolved(int status, const struct redisReply *r, void *arg)
 void ekv_edge_handle(struct ekv_api *api, struct ekv_http_req *req,
                      const struct ekv_route_capture *cap)
 {
-    struct item_op *op = op_new(api, req, cap, true);
-    const char *sid = api->conf->service_id;
+    const char *service = api->conf->service_id;
+    struct ekv_cache_fill *fill;
+    struct ekv_item_req ir;
+    struct item_op *op;
+    char sid[EKV_ID_MAX + 1];
     const char *argv[3];
     size_t argvlen[3];
     char *stores, *links = NULL;
     int nkeys = 1;
 
-    if (op == NULL)
+    if (!parse(req, cap, true, &ir))
         return;
-    switch (ekv_names_lookup(api, op->ir.store, op->ir.store_len, op->sid, &op->names_fill)) {
+    switch (ekv_names_lookup(api, ir.store, ir.store_len, sid, &fill)) {
     case EKV_OK: /* resolved from the edge cache: no origin round trip */
-        op->sid_len = strlen(op->sid);
-        start(op);
+        if (is_read(req))
+            ekv_read_item(api, req, &ir, sid, strlen(sid));
+        else
+            start(op_new(api, req, &ir, sid, strlen(sid)));
         return;
     case EKV_ENOTFOUND:
         ekv_http_respond_problem(req, 404, "no store or resource link of that name");
-        op_done(op);
         return;
     default:
         break;
     }
+    op = op_new(api, req, &ir, "", 0);
+    op->names_fill = fill;
     stores = ekv_api_rkey(api, "stores", NULL, 0, NULL, NULL, 0, &argvlen[0]);
     argv[0] = stores;
-    if (sid != NULL && sid[0] != '\0') {
-        links = ekv_api_rkey(api, "links:", sid, strlen(sid), NULL, NULL, 0, &argvlen[1]);
+    if (service != NULL && service[0] != '\0') {
+        links = ekv_api_rkey(api, "links:", service, strlen(service), NULL, NULL, 0, &argvlen[1]);
         argv[1] = links;
         nkeys = 2;
     }

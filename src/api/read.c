@@ -8,6 +8,7 @@
  * value by reference (no copy): the response holds a reference until it has been written. */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -48,8 +49,8 @@ struct reader {
     struct ekv_cache_entry *result; /* a joined reader's answer (a reference), or NULL */
     int fail;                  /* a joined reader's failure status (503, 502) */
     bool stale;
-    char ckey[CKEY_MAX];
     size_t ckey_len;
+    char ckey[CKEY_MAX]; /* allocated to its length: keep it last */
 };
 
 uint64_t ekv_api_now_ms(void)
@@ -72,44 +73,46 @@ static void release_ref(const void *data, size_t len, void *arg)
     ekv_cache_entry_release(arg);
 }
 
-/* Answers @req from @e (a negative entry is a 404) with Cache-Status @cs. */
+static void add_u64(struct ekv_http_req *req, const char *name, size_t nlen, uint64_t v)
+{
+    char buf[24];
+
+    ekv_http_add_header_n(req, name, nlen, buf, ekv_fmt_u64(buf, v));
+}
+
+/* Answers @req from @e (a negative entry is a 404) with Cache-Status @cs. Every hit runs this:
+ * no printf. */
 static void respond_entry(struct ekv_http_req *req, const char *inm, size_t inm_len,
                           struct ekv_cache_entry *e, const char *cs, uint64_t now)
 {
-    char buf[64], date[32];
-    size_t len, mlen;
+    char buf[32], date[32];
+    size_t len, mlen, n;
     const char *meta = ekv_cache_entry_meta(e, &mlen);
     uint64_t gen = ekv_cache_entry_generation(e);
     const void *val;
     struct evbuffer *body;
 
-    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)ekv_cache_entry_age_s(e, now));
-    ekv_http_add_header(req, "Age", buf);
-    ekv_http_add_header(req, "Cache-Status", cs);
+    add_u64(req, "Age", 3, ekv_cache_entry_age_s(e, now));
+    ekv_http_add_header_n(req, "Cache-Status", 12, cs, strlen(cs));
     if (ekv_cache_entry_negative(e)) {
         ekv_http_respond_problem(req, 404,
                                  mlen == 5 && memcmp(meta, "store", 5) == 0 ? "store not found"
                                                                              : "key not found");
         return;
     }
-    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)gen);
-    ekv_http_add_header(req, "Generation", buf);
-    snprintf(buf, sizeof(buf), "\"%llu\"", (unsigned long long)gen);
-    ekv_http_add_header(req, "ETag", buf);
-    if (mlen > 0) {
-        char *m = ekv_strndup(meta, mlen);
-        ekv_http_add_header(req, "Metadata", m);
-        ekv_free(m);
-    } else {
-        ekv_http_add_header(req, "Metadata", "");
-    }
+    add_u64(req, "Generation", 10, gen);
+    buf[0] = '"';
+    n = 1 + ekv_fmt_u64(buf + 1, gen);
+    buf[n++] = '"';
+    ekv_http_add_header_n(req, "ETag", 4, buf, n);
+    ekv_http_add_header_n(req, "Metadata", 8, meta, mlen);
     ekv_fmt_http_date(ekv_cache_entry_last_modified_ms(e) / 1000, date);
-    ekv_http_add_header(req, "Last-Modified", date);
+    ekv_http_add_header_n(req, "Last-Modified", 13, date, 29);
     if (inm != NULL && ekv_etag_match(inm, inm_len, gen)) {
         ekv_http_respond(req, 304, NULL);
         return;
     }
-    ekv_http_add_header(req, "Content-Type", "application/octet-stream");
+    ekv_http_add_header_n(req, "Content-Type", 12, "application/octet-stream", 24);
     val = ekv_cache_entry_value(e, &len);
     body = evbuffer_new();
     if (body == NULL)
@@ -124,15 +127,25 @@ static void respond_entry(struct ekv_http_req *req, const char *inm, size_t inm_
     evbuffer_free(body);
 }
 
+/* "edgekv; hit; ttl=N[; detail=stale-if-error]" */
 static void cache_status_hit(struct ekv_cache_entry *e, uint64_t now, bool stale, char *out,
                              size_t outlen)
 {
-    long long ttl = ((long long)ekv_cache_entry_expires_ms(e) - (long long)now) / 1000;
+    uint64_t exp = ekv_cache_entry_expires_ms(e);
+    size_t n = 17;
 
+    (void)outlen; /* 96 bytes: always enough */
+    memcpy(out, "edgekv; hit; ttl=", 17);
+    if (now > exp) {
+        out[n++] = '-';
+        n += ekv_fmt_u64(out + n, (now - exp) / 1000);
+    } else {
+        n += ekv_fmt_u64(out + n, (exp - now) / 1000);
+    }
     if (stale)
-        snprintf(out, outlen, "edgekv; hit; ttl=%lld; detail=stale-if-error", ttl);
+        memcpy(out + n, "; detail=stale-if-error", 24);
     else
-        snprintf(out, outlen, "edgekv; hit; ttl=%lld", ttl);
+        out[n] = '\0';
 }
 
 /* ---------------------------------------------------------------- trust and staleness */
@@ -330,29 +343,65 @@ static bool wants_origin(struct ekv_http_req *req)
            vlen == 6 && memcmp(val, "strong", 6) == 0;
 }
 
+/* "{<sid>}:<key>" into @out (CKEY_MAX bytes); returns the length. */
+static size_t cache_key(char *out, const char *sid, size_t sid_len, const char *key,
+                        size_t key_len)
+{
+    out[0] = '{';
+    memcpy(out + 1, sid, sid_len);
+    out[sid_len + 1] = '}';
+    out[sid_len + 2] = ':';
+    memcpy(out + sid_len + 3, key, key_len);
+    return sid_len + 3 + key_len;
+}
+
+/* A hit answered straight from the cache: true if @req was answered. The common case, so it
+ * allocates nothing. */
+static bool try_hit(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
+                    const char *ckey, size_t ckey_len, uint64_t now)
+{
+    struct ekv_cache_entry *e;
+    struct ekv_cache_fill *fill;
+    char cs[96];
+
+    if (ekv_cache_lookup(api->d.cache, ckey, ckey_len, now, EKV_CACHE_NO_FILL, &e, &fill, NULL) !=
+        EKV_CACHE_HIT)
+        return false;
+    ekv_metrics_lookup(api->mw, ekv_cache_entry_negative(e) ? EKV_ML_NEGATIVE_HIT : EKV_ML_HIT);
+    cache_status_hit(e, now, false, cs, sizeof(cs));
+    respond_entry(req, ir->inm, ir->inm_len, e, cs, now);
+    ekv_cache_entry_release(e);
+    return true;
+}
+
 void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
                    const char *sid, size_t sid_len)
 {
-    struct reader *rd = ekv_calloc(1, sizeof(*rd));
     uint64_t now = ekv_api_now_ms();
+    bool bypass = wants_origin(req), trusted = cache_trusted(api, now);
+    struct reader *rd;
     struct ekv_cache_entry *e;
-    char cs[96];
+    char ckey[CKEY_MAX], cs[96];
+    size_t ckey_len = cache_key(ckey, sid, sid_len, ir->key, ir->key_len);
 
+    if (trusted && !bypass && try_hit(api, req, ir, ckey, ckey_len, now))
+        return;
+    rd = ekv_malloc(sizeof(*rd) - sizeof(rd->ckey) + ckey_len);
+    memset(rd, 0, offsetof(struct reader, ckey));
     rd->api = api;
     rd->req = req;
     rd->inm = ir->inm;
     rd->inm_len = ir->inm_len;
-    rd->bypass = wants_origin(req);
-    rd->ckey_len = (size_t)snprintf(rd->ckey, sizeof(rd->ckey), "{%.*s}:", (int)sid_len, sid);
-    memcpy(rd->ckey + rd->ckey_len, ir->key, ir->key_len);
-    rd->ckey_len += ir->key_len;
+    rd->bypass = bypass;
+    memcpy(rd->ckey, ckey, ckey_len);
+    rd->ckey_len = ckey_len;
     rd->how = DIRECT;
     if (api->d.cache == NULL) {
         ekv_metrics_lookup(api->mw, EKV_ML_MISS);
-    } else if (!cache_trusted(api, now)) {
+    } else if (!trusted) {
         /* the cache may be stale: the origin decides, unless it is the one in trouble */
         if (!ekv_origin_connected(api->origin) && stale_allowed(api, now, false) &&
-            (e = ekv_cache_lookup_stale(api->d.cache, rd->ckey, rd->ckey_len, now)) != NULL) {
+            (e = ekv_cache_lookup_stale(api->d.cache, ckey, ckey_len, now)) != NULL) {
             ekv_metrics_lookup(api->mw, EKV_ML_STALE);
             cache_status_hit(e, now, true, cs, sizeof(cs));
             respond_entry(req, rd->inm, rd->inm_len, e, cs, now);
@@ -362,9 +411,9 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
         }
         ekv_metrics_lookup(api->mw, EKV_ML_BYPASS);
     } else {
-        switch (ekv_cache_lookup(api->d.cache, rd->ckey, rd->ckey_len, now,
-                                 rd->bypass ? EKV_CACHE_NO_JOIN : 0, &e, &rd->fill, &rd->w)) {
-        case EKV_CACHE_HIT:
+        switch (ekv_cache_lookup(api->d.cache, ckey, ckey_len, now,
+                                 bypass ? EKV_CACHE_NO_JOIN : 0, &e, &rd->fill, &rd->w)) {
+        case EKV_CACHE_HIT: /* stored between the two lookups */
             ekv_metrics_lookup(api->mw,
                                ekv_cache_entry_negative(e) ? EKV_ML_NEGATIVE_HIT : EKV_ML_HIT);
             cache_status_hit(e, now, false, cs, sizeof(cs));
@@ -376,7 +425,7 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
             ekv_metrics_lookup(api->mw, EKV_ML_COLLAPSED);
             return; /* answered by the fill's leader, through our mailbox */
         case EKV_CACHE_LEAD:
-            ekv_metrics_lookup(api->mw, rd->bypass ? EKV_ML_BYPASS : EKV_ML_MISS);
+            ekv_metrics_lookup(api->mw, bypass ? EKV_ML_BYPASS : EKV_ML_MISS);
             rd->how = LEAD;
             break;
         case EKV_CACHE_MISS:
@@ -393,13 +442,9 @@ void ekv_api_invalidate_item(struct ekv_api *api, const char *sid, size_t sid_le
                              const char *key, size_t key_len)
 {
     char ckey[CKEY_MAX];
-    int n;
 
-    if (api->d.cache == NULL)
-        return;
-    n = snprintf(ckey, sizeof(ckey), "{%.*s}:", (int)sid_len, sid);
-    memcpy(ckey + n, key, key_len);
-    ekv_cache_invalidate(api->d.cache, ckey, (size_t)n + key_len);
+    if (api->d.cache != NULL)
+        ekv_cache_invalidate(api->d.cache, ckey, cache_key(ckey, sid, sid_len, key, key_len));
 }
 
 void ekv_api_forget_names(struct ekv_api *api)

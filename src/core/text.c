@@ -131,3 +131,18 @@ int ekv_parse_duration(const char *s, uint64_t *ms)
             return scale(num, units[i].mult, ms);
     return EKV_EINVAL;
 }
+
+size_t ekv_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}

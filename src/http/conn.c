@@ -40,13 +40,6 @@
 static void process_input(struct ekv_http_conn *conn);
 static void conn_free(struct ekv_http_conn *conn);
 
-static void set_timer(struct ekv_http_conn *conn, uint64_t ms)
-{
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-
-    evtimer_add(conn->timer, &tv);
-}
-
 uint64_t ekv_http_now_us(void)
 {
     struct timespec ts;
@@ -61,6 +54,29 @@ static uint64_t now_ms(const struct ekv_http_server *srv)
 
     event_base_gettimeofday_cached(srv->base, &tv);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Arms the connection's one timer to fire @ms from now. A deadline that only moves later
+ * (keep-alive traffic pushing the idle deadline) is not re-armed: on_timer() finds it early
+ * and waits for the rest, so a busy connection costs no timer operation per request. */
+static void set_timer(struct ekv_http_conn *conn, uint64_t ms)
+{
+    uint64_t deadline = now_ms(conn->srv) + ms;
+
+    if (!conn->timer_on || deadline < conn->deadline_ms) {
+        struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(conn->timer, &tv);
+        conn->timer_on = true;
+    }
+    conn->deadline_ms = deadline;
+}
+
+static void stop_timer(struct ekv_http_conn *conn)
+{
+    if (conn->timer_on)
+        evtimer_del(conn->timer);
+    conn->timer_on = false;
 }
 
 static struct ekv_http_req *parsing_req(struct ekv_http_conn *conn)
@@ -87,6 +103,7 @@ static int on_message_begin(llhttp_t *p)
 
     req->conn = conn;
     req->srv = conn->srv;
+    req->hdrs = req->inline_hdrs;
     req->state = REQ_HEAD;
     req->head_cap = 512;
     req->head = ekv_malloc(req->head_cap);
@@ -146,6 +163,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             conn->err_status = 431;
             conn->err_detail = "more than 100 header fields";
             return HPE_USER;
+        }
+        if (req->nhdrs == EKV_HTTP_INLINE_HEADERS) {
+            req->hdrs = ekv_malloc(EKV_HTTP_MAX_HEADERS * sizeof(*req->hdrs));
+            memcpy(req->hdrs, req->inline_hdrs, sizeof(req->inline_hdrs));
         }
         req->hdrs[req->nhdrs++] = (struct ekv_http_hdr){.name_off = req->head_len};
         req->in_field = true;
@@ -240,9 +261,6 @@ static int on_headers_complete(llhttp_t *p)
     req->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
     req->state = REQ_BODY;
     req->keep_alive = llhttp_should_keep_alive(p) != 0;
-    req->body = evbuffer_new();
-    if (req->body == NULL)
-        abort();
     req->body_max = srv->hooks.on_head(req, srv->hooks.arg);
     if (req->state == REQ_ANSWERED) {
         req->answered_early = true;
@@ -271,7 +289,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
     if (req->answered_early)
         return 0;
-    if (evbuffer_get_length(req->body) + len > req->body_max) {
+    if (evbuffer_get_length(ekv_http_req_body(req)) + len > req->body_max) {
         conn->err_status = 413;
         conn->err_detail = "the request body is larger than its limit";
         return HPE_USER;
@@ -318,10 +336,14 @@ static void update(struct ekv_http_conn *conn)
     want_read = !conn->closing && !conn->read_eof && out_len(conn) <= OUT_HIGH_WATER &&
                 (conn->in_message ||
                  (!conn->srv->draining && conn->nreqs < lim->max_pipeline));
-    if (want_read)
-        bufferevent_enable(conn->bev, EV_READ);
-    else
-        bufferevent_disable(conn->bev, EV_READ);
+    /* each enable re-adds the read event: only call libevent on a change */
+    if (want_read != conn->reading) {
+        if (want_read)
+            bufferevent_enable(conn->bev, EV_READ);
+        else
+            bufferevent_disable(conn->bev, EV_READ);
+        conn->reading = want_read;
+    }
 
     if (conn->in_message && !conn->closing) {
         struct ekv_http_req *req = parsing_req(conn);
@@ -335,7 +357,7 @@ static void update(struct ekv_http_conn *conn)
         /* the first request must arrive within header-timeout, later ones within idle-timeout */
         set_timer(conn, conn->served_any ? lim->idle_timeout_ms : lim->header_timeout_ms);
     } else {
-        evtimer_del(conn->timer); /* waiting for handlers; writes have their own timeout */
+        stop_timer(conn); /* waiting for handlers; writes have their own timeout */
     }
 }
 
@@ -563,7 +585,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_http_conn *conn = arg;
+    uint64_t now = now_ms(conn->srv);
 
+    conn->timer_on = false;
+    if (now < conn->deadline_ms) { /* the deadline moved later meanwhile */
+        set_timer(conn, conn->deadline_ms - now);
+        return;
+    }
     if (conn->lingering || !conn->in_message) {
         conn_free(conn); /* idle, or done lingering */
         return;

@@ -12,6 +12,7 @@ struct event;
 struct bufferevent;
 
 #define EKV_HTTP_MAX_HEADERS 100
+#define EKV_HTTP_INLINE_HEADERS 16 /* most requests have fewer: no allocation for them */
 
 struct ekv_http_hdr {
     uint32_t name_off, name_len; /* offsets into req->head */
@@ -42,7 +43,8 @@ struct ekv_http_req {
     uint32_t head_len, head_cap;
     uint32_t url_len;                /* the URL is head[0 .. url_len) */
     unsigned nhdrs;
-    struct ekv_http_hdr hdrs[EKV_HTTP_MAX_HEADERS];
+    struct ekv_http_hdr *hdrs;       /* inline_hdrs, or a heap array of EKV_HTTP_MAX_HEADERS */
+    struct ekv_http_hdr inline_hdrs[EKV_HTTP_INLINE_HEADERS];
     uint64_t body_max;
     void *data;                      /* the callbacks' own (ekv_http_req_set_data) */
     uint64_t t0_us;                  /* when it was dispatched (monotonic) */
@@ -50,6 +52,7 @@ struct ekv_http_req {
     struct evbuffer *body;
     struct evbuffer *resp_hdrs;      /* "Name: value\r\n" lines added by the handler */
     struct evbuffer *out;            /* the serialized response */
+    uint64_t resp_bytes;             /* body bytes of the answer (ekv_http_req_resp_bytes) */
 };
 
 TAILQ_HEAD(ekv_http_req_list, ekv_http_req);
@@ -67,12 +70,16 @@ struct ekv_http_conn {
     int err_status;                  /* our own reason to stop parsing (413, 414, 431) */
     const char *err_detail;          /* and its explanation (static) */
     uint64_t msg_start_ms;           /* when the current request's first byte arrived */
+    uint64_t deadline_ms;            /* when the timer's current deadline passes */
+    bool timer_on;                   /* the timer is armed (maybe for an earlier time) */
     bool in_message;                 /* the parser is inside a request */
     bool closing;                    /* no more requests: close once output is flushed */
     bool read_eof;                   /* the client closed its side */
     bool in_process;                 /* guards process_input() against re-entry */
     bool served_any;                 /* a request was read (idle-timeout applies, not header) */
     bool lingering;                  /* response sent; discarding input until EOF */
+    bool reading;                    /* EV_READ is enabled on bev (as far as we asked) */
+    char peer[48];                   /* the client's address for logs; "" until looked up */
 };
 
 TAILQ_HEAD(ekv_http_conn_list, ekv_http_conn);

@@ -1,11 +1,16 @@
 /* response.c - request accessors and response serialization. */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -22,6 +27,8 @@ void ekv_http_req_free(struct ekv_http_req *req)
         evbuffer_free(req->resp_hdrs);
     if (req->out != NULL)
         evbuffer_free(req->out);
+    if (req->hdrs != req->inline_hdrs)
+        ekv_free(req->hdrs);
     ekv_free(req->head);
     ekv_free(req);
 }
@@ -79,6 +86,8 @@ const char *ekv_http_req_header(const struct ekv_http_req *req, const char *lnam
 
 struct evbuffer *ekv_http_req_body(struct ekv_http_req *req)
 {
+    if (req->body == NULL && (req->body = evbuffer_new()) == NULL) /* none was sent */
+        abort();
     return req->body;
 }
 
@@ -105,6 +114,66 @@ uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req)
 bool ekv_http_req_orphaned(const struct ekv_http_req *req)
 {
     return req->conn == NULL;
+}
+
+int ekv_http_req_minor(const struct ekv_http_req *req)
+{
+    return req->http10 ? 0 : 1;
+}
+
+void ekv_http_req_peer(const struct ekv_http_req *req, char *buf, size_t len)
+{
+    struct ekv_http_conn *conn = req->conn;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (conn == NULL) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    if (conn->peer[0] == '\0') {
+        int fd = (int)bufferevent_getfd(conn->bev);
+        const void *a = NULL;
+
+        if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET)
+                a = &((struct sockaddr_in *)&ss)->sin_addr;
+            else if (ss.ss_family == AF_INET6)
+                a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+            else if (ss.ss_family == AF_UNIX)
+                snprintf(conn->peer, sizeof(conn->peer), "unix");
+        }
+        if (a != NULL && inet_ntop(ss.ss_family, a, conn->peer, sizeof(conn->peer)) == NULL)
+            conn->peer[0] = '\0';
+        if (conn->peer[0] == '\0')
+            snprintf(conn->peer, sizeof(conn->peer), "-");
+    }
+    snprintf(buf, len, "%s", conn->peer);
+}
+
+uint64_t ekv_http_req_resp_bytes(const struct ekv_http_req *req)
+{
+    return req->resp_bytes;
+}
+
+const char *ekv_http_req_resp_header(struct ekv_http_req *req, const char *lname, size_t *len)
+{
+    size_t total = evbuffer_get_length(req->resp_hdrs), nlen = strlen(lname);
+    const char *p = (const char *)evbuffer_pullup(req->resp_hdrs, -1), *end = p + total;
+
+    /* "Name: value\r\n" lines, as ekv_http_add_header_n() writes them */
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (eol == NULL)
+            break;
+        if ((size_t)(eol - p) >= nlen + 2 && p[nlen] == ':' && ekv_header_name_eq(p, nlen, lname)) {
+            *len = (size_t)(eol - p) - nlen - 2;
+            return p + nlen + 2;
+        }
+        p = eol + 2;
+    }
+    *len = 0;
+    return NULL;
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -140,9 +209,30 @@ const char *ekv_http_reason(int status)
     }
 }
 
+void ekv_http_add_header_n(struct ekv_http_req *req, const char *name, size_t nlen,
+                           const char *value, size_t vlen)
+{
+    char line[256];
+
+    if (nlen + vlen + 4 > sizeof(line)) { /* long values (metadata): piecewise */
+        evbuffer_add(req->resp_hdrs, name, nlen);
+        evbuffer_add(req->resp_hdrs, ": ", 2);
+        evbuffer_add(req->resp_hdrs, value, vlen);
+        evbuffer_add(req->resp_hdrs, "\r\n", 2);
+        return;
+    }
+    memcpy(line, name, nlen);
+    line[nlen] = ':';
+    line[nlen + 1] = ' ';
+    memcpy(line + nlen + 2, value, vlen);
+    line[nlen + 2 + vlen] = '\r';
+    line[nlen + 3 + vlen] = '\n';
+    evbuffer_add(req->resp_hdrs, line, nlen + vlen + 4);
+}
+
 void ekv_http_add_header(struct ekv_http_req *req, const char *name, const char *value)
 {
-    evbuffer_add_printf(req->resp_hdrs, "%s: %s\r\n", name, value);
+    ekv_http_add_header_n(req, name, strlen(name), value, strlen(value));
 }
 
 /* "Date: <IMF-fixdate>\r\n", formatted once per second per worker. */
@@ -166,15 +256,32 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
     struct ekv_http_conn *conn = req->conn;
     size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
     bool no_body = status == 204 || status == 304 || status < 200;
+    const char *reason = ekv_http_reason(status), *date;
+    size_t rlen = strlen(reason), n;
+    char line[128];
 
     req->out = evbuffer_new();
     if (req->out == NULL)
         abort();
-    evbuffer_add_printf(req->out, "HTTP/1.1 %d %s\r\n%sServer: edgekv\r\n", status,
-                        ekv_http_reason(status), date_header(conn->srv));
+    /* the status line, assembled by hand: this runs for every response */
+    memcpy(line, "HTTP/1.1 ", 9);
+    line[9] = (char)('0' + status / 100 % 10);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    line[12] = ' ';
+    memcpy(line + 13, reason, rlen);
+    memcpy(line + 13 + rlen, "\r\n", 2);
+    evbuffer_add(req->out, line, 15 + rlen);
+    date = date_header(conn->srv); /* before its length is taken: it may be refreshed */
+    evbuffer_add(req->out, date, strlen(date));
+    evbuffer_add(req->out, "Server: edgekv\r\n", 16);
     evbuffer_add_buffer(req->out, req->resp_hdrs);
-    if (!no_body)
-        evbuffer_add_printf(req->out, "Content-Length: %zu\r\n", blen);
+    if (!no_body) {
+        memcpy(line, "Content-Length: ", 16);
+        n = 16 + ekv_fmt_u64(line + 16, blen);
+        memcpy(line + n, "\r\n", 2);
+        evbuffer_add(req->out, line, n + 2);
+    }
     if (close)
         evbuffer_add(req->out, "Connection: close\r\n", 19);
     else if (req->http10)
@@ -194,6 +301,10 @@ void ekv_http_respond(struct ekv_http_req *req, int status, struct evbuffer *bod
     struct ekv_http_conn *conn = req->conn;
     bool close;
 
+    req->resp_bytes = body == NULL || status == 204 || status == 304 || status < 200 ||
+                              req->method == EKV_HTTP_HEAD
+                          ? 0
+                          : evbuffer_get_length(body);
     if (req->srv != NULL && req->srv->hooks.on_done != NULL) /* not for orphans */
         req->srv->hooks.on_done(req, status, req->srv->hooks.arg);
     if (conn == NULL) { /* the client went away: nothing to send */
