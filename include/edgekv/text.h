@@ -5,6 +5,9 @@
 
 #include "edgekv/common.h"
 
+/** The value of hex digit @c (either case), or -1. */
+int ekv_hex_digit(unsigned char c);
+
 /**
  * Percent-decodes @src (@len bytes) into @dst, which must hold at least @len bytes (decoding
  * never grows). '+' is NOT a space (paths are not forms). Returns the decoded length, or -1 if

@@ -46,7 +46,9 @@ extern const char *const ekv_script_names[EKV_SCRIPT_COUNT];
 
 struct ekv_api {
     struct ekv_api_deps d;            /* cache, invalidation link, mailbox, metrics... */
-    const struct ekv_conf *conf;      /* d.conf */
+    /* the current configuration snapshot, replaced on reload (ekv_api_set_conf): read values
+     * through it when they are used, never keep a pointer into it across an origin wait */
+    const struct ekv_conf *conf;
     struct ekv_origin *origin;        /* d.origin: this worker's Redis connection */
     struct ekv_metrics_worker *mw;    /* this worker's counters */
     uint64_t trouble_since_ms;        /* when the origin became unreachable (0: it is fine) */
@@ -169,6 +171,14 @@ EKV_NODISCARD int ekv_query_param(const char *q, size_t qlen, const char *name, 
 
 /** True when the query has @name=true. */
 bool ekv_query_flag(const char *q, size_t qlen, const char *name);
+
+/**
+ * The paging parameters of a list request (`limit`, `cursor`) from the query @q: *@limit
+ * (default EKV_LIST_MAX) and the decoded cursor in @cursor (capacity @cap; *@cursor_len 0 when
+ * absent). Returns NULL, or the reason for a 400.
+ */
+const char *ekv_list_params(const char *q, size_t qlen, unsigned *limit, char *cursor, size_t cap,
+                            size_t *cursor_len);
 
 /** A list cursor: base64 of the last name of the page. @dst holds
  * ekv_base64_encoded_len(@len) + 1 bytes. */

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
 #include "edgekv/log.h"
@@ -40,17 +41,9 @@ void ekv_api_respond_empty(struct ekv_http_req *req, int status)
     ekv_http_respond(req, status, NULL);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void ekv_api_log_origin_error(struct ekv_api *api, const struct redisReply *reply)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = ekv_mono_ms();
 
     /* a script or ACL problem repeats on every request: say it once in a while */
     if (api->err_log_ms == 0 || now - api->err_log_ms >= ERR_LOG_EVERY_MS) {

@@ -103,7 +103,7 @@ void ekv_keys_list(struct ekv_api *api, struct ekv_http_req *req,
     size_t cursor_len = 0, lo_len, hi_len;
     bool has_cursor = false;
     struct list_op *op;
-    const char *argv[6];
+    const char *argv[6], *why;
     size_t argvlen[6];
     int rc;
 
@@ -114,21 +114,12 @@ void ekv_keys_list(struct ekv_api *api, struct ekv_http_req *req,
     op = ekv_calloc(1, sizeof(*op));
     op->api = api;
     op->req = req;
-    op->limit = EKV_LIST_MAX;
-    rc = ekv_query_param(q, qlen, "limit", EKV_QUERY_URL, buf, sizeof(buf), &n);
-    if (rc != EKV_ENOTFOUND && (rc != EKV_OK || ekv_parse_limit(buf, n, &op->limit) != EKV_OK)) {
-        ekv_http_respond_problem(req, 400, "limit must be an integer from 1 to 1000");
+    why = ekv_list_params(q, qlen, &op->limit, cursor, sizeof(cursor), &cursor_len);
+    if (why != NULL) {
+        ekv_http_respond_problem(req, 400, why);
         goto fail;
     }
-    rc = ekv_query_param(q, qlen, "cursor", EKV_QUERY_URL, buf, sizeof(buf), &n);
-    if (rc != EKV_ENOTFOUND && n > 0) {
-        if (rc != EKV_OK ||
-            ekv_cursor_decode(buf, n, cursor, sizeof(cursor), &cursor_len) != EKV_OK) {
-            ekv_http_respond_problem(req, 400, "invalid cursor");
-            goto fail;
-        }
-        has_cursor = true;
-    }
+    has_cursor = cursor_len > 0;
     rc = ekv_query_param(q, qlen, "prefix", EKV_QUERY_URL, op->prefix, sizeof(op->prefix),
                          &op->prefix_len);
     if (rc == EKV_EINVAL || rc == EKV_ETOOBIG) {

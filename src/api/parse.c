@@ -133,16 +133,6 @@ int ekv_parse_limit(const char *s, size_t len, unsigned *limit)
     return EKV_OK;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decodes @len bytes at @src into @dst (capacity @cap). */
 static int decode_value(const char *src, size_t len, unsigned flags, char *dst, size_t cap,
                         size_t *outlen)
@@ -155,8 +145,8 @@ static int decode_value(const char *src, size_t len, unsigned flags, char *dst, 
             int hi, lo;
             if (len - i < 3)
                 return EKV_EINVAL;
-            hi = hexval((unsigned char)src[i + 1]);
-            lo = hexval((unsigned char)src[i + 2]);
+            hi = ekv_hex_digit((unsigned char)src[i + 1]);
+            lo = ekv_hex_digit((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0)
                 return EKV_EINVAL;
             c = (char)(hi << 4 | lo);
@@ -170,6 +160,26 @@ static int decode_value(const char *src, size_t len, unsigned flags, char *dst, 
     }
     *outlen = o;
     return EKV_OK;
+}
+
+const char *ekv_list_params(const char *q, size_t qlen, unsigned *limit, char *cursor, size_t cap,
+                            size_t *cursor_len)
+{
+    char buf[3 * EKV_KEY_MAX];
+    size_t n;
+    int rc;
+
+    *limit = EKV_LIST_MAX;
+    *cursor_len = 0;
+    rc = ekv_query_param(q, qlen, "limit", EKV_QUERY_URL, buf, sizeof(buf), &n);
+    if (rc != EKV_ENOTFOUND && (rc != EKV_OK || ekv_parse_limit(buf, n, limit) != EKV_OK))
+        return "limit must be an integer from 1 to 1000";
+    rc = ekv_query_param(q, qlen, "cursor", EKV_QUERY_URL, buf, sizeof(buf), &n);
+    if (rc != EKV_ENOTFOUND && n > 0 &&
+        (rc != EKV_OK || ekv_cursor_decode(buf, n, cursor, cap, cursor_len) != EKV_OK ||
+         *cursor_len == 0))
+        return "invalid cursor";
+    return NULL;
 }
 
 int ekv_query_param(const char *q, size_t qlen, const char *name, unsigned flags, char *dst,

@@ -18,6 +18,7 @@
 
 #include "edgekv/alloc.h"
 #include "edgekv/cache.h"
+#include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/fill.h"
 #include "edgekv/http.h"
@@ -55,7 +56,7 @@ struct reader {
 
 uint64_t ekv_api_now_ms(void)
 {
-    return ekv_inval_now_ms();
+    return ekv_mono_ms();
 }
 
 static void reader_free(struct reader *rd)

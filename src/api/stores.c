@@ -260,30 +260,21 @@ static void list(struct ekv_api *api, struct ekv_http_req *req)
 {
     size_t qlen, n;
     const char *q = ekv_http_req_query(req, &qlen);
-    char buf[3 * EKV_NAME_MAX], *keys[1], *pfx;
-    const char *argv[2];
-    size_t argvlen[2];
+    char *keys[1], *pfx;
+    const char *argv[2], *why;
+    size_t argvlen[2], clen;
     struct store_op *op = op_new(api, req);
     int rc;
 
-    op->limit = EKV_LIST_MAX;
-    rc = ekv_query_param(q, qlen, "limit", EKV_QUERY_URL, buf, sizeof(buf), &n);
-    if (rc != EKV_ENOTFOUND && (rc != EKV_OK || ekv_parse_limit(buf, n, &op->limit) != EKV_OK)) {
-        ekv_http_respond_problem(req, 400, "limit must be an integer from 1 to 1000");
+    why = ekv_list_params(q, qlen, &op->limit, op->cursor, sizeof(op->cursor) - 1, &clen);
+    if (why == NULL && clen > 0 && ekv_name_check(op->cursor, clen) != NULL)
+        why = "invalid cursor";
+    if (why != NULL) {
+        ekv_http_respond_problem(req, 400, why);
         goto fail;
     }
-    rc = ekv_query_param(q, qlen, "cursor", EKV_QUERY_URL, buf, sizeof(buf), &n);
-    if (rc != EKV_ENOTFOUND && n > 0) {
-        size_t clen;
-        if (rc != EKV_OK ||
-            ekv_cursor_decode(buf, n, op->cursor, sizeof(op->cursor) - 1, &clen) != EKV_OK ||
-            ekv_name_check(op->cursor, clen) != NULL) {
-            ekv_http_respond_problem(req, 400, "invalid cursor");
-            goto fail;
-        }
-        op->cursor[clen] = '\0';
-        op->has_cursor = true;
-    }
+    op->cursor[clen] = '\0';
+    op->has_cursor = clen > 0;
     rc = ekv_query_param(q, qlen, "name", EKV_QUERY_URL, op->filter, sizeof(op->filter) - 1, &n);
     if (rc == EKV_EINVAL) {
         ekv_http_respond_problem(req, 400, "invalid name");

@@ -5,7 +5,7 @@
 
 #include "edgekv/text.h"
 
-static int hexval(unsigned char c)
+int ekv_hex_digit(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -26,7 +26,7 @@ long ekv_pct_decode(char *dst, const char *src, size_t len)
         }
         if (len - i < 3)
             return -1;
-        int hi = hexval((unsigned char)src[i + 1]), lo = hexval((unsigned char)src[i + 2]);
+        int hi = ekv_hex_digit((unsigned char)src[i + 1]), lo = ekv_hex_digit((unsigned char)src[i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         dst[o++] = (char)(hi << 4 | lo);

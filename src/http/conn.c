@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
 #include "edgekv/log.h"
 #include "edgekv/text.h"
 
@@ -39,14 +40,6 @@
 
 static void process_input(struct ekv_http_conn *conn);
 static void conn_free(struct ekv_http_conn *conn);
-
-uint64_t ekv_http_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static uint64_t now_ms(const struct ekv_http_server *srv)
 {
@@ -449,7 +442,7 @@ static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
         ekv_http_conn_answered(conn);
         return;
     }
-    req->t0_us = ekv_http_now_us();
+    req->t0_us = ekv_mono_us();
     srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
 }
 

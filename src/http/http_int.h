@@ -100,8 +100,6 @@ void ekv_http_req_free(struct ekv_http_req *req);
 /** Serializes the response of @req into req->out (status line, headers, body). */
 void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *body, bool close);
 /* conn.c */
-/** CLOCK_MONOTONIC in microseconds. */
-uint64_t ekv_http_now_us(void);
 /** True while @req is being parsed and the parser expects a body for it. */
 bool ekv_http_conn_expects_body(const struct ekv_http_req *req);
 /** Called by response.c when @req has been answered: flushes answered requests in order. */

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
 #include "edgekv/text.h"
 
 #include "http_int.h"
@@ -108,7 +109,7 @@ void *ekv_http_req_data(const struct ekv_http_req *req)
 
 uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req)
 {
-    return req->t0_us != 0 ? ekv_http_now_us() - req->t0_us : 0;
+    return req->t0_us != 0 ? ekv_mono_us() - req->t0_us : 0;
 }
 
 bool ekv_http_req_orphaned(const struct ekv_http_req *req)

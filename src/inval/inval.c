@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
 #include "edgekv/inval.h"
 #include "edgekv/log.h"
 #include "edgekv/origin.h"
@@ -41,10 +42,7 @@ struct ekv_inval {
 
 uint64_t ekv_inval_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return ekv_mono_ms();
 }
 
 static void set_error(struct ekv_inval *iv, const char *msg)

@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/log.h"
 #include "edgekv/origin.h"
@@ -48,14 +49,6 @@ struct ekv_origin_link {
 
 static void connect_now(struct ekv_origin_link *l);
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void arm(struct event *ev, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -65,7 +58,7 @@ static void arm(struct event *ev, uint64_t ms)
 
 bool ekv_origin_link_log_now(struct ekv_origin_link *l)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = ekv_mono_ms();
 
     if (l->last_log_ms != 0 && now - l->last_log_ms < LOG_EVERY_MS)
         return false;
@@ -247,7 +240,7 @@ struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
     l->timeout_ms = timeout_ms != 0 ? timeout_ms : 1000;
     snprintf(l->label, sizeof(l->label), "%s", label);
     l->hooks = *hooks;
-    l->rng = (uint32_t)(uintptr_t)l ^ (uint32_t)mono_ms();
+    l->rng = (uint32_t)(uintptr_t)l ^ (uint32_t)ekv_mono_ms();
     l->retry_ev = evtimer_new(base, on_retry, l);
     l->setup_ev = evtimer_new(base, on_setup_deadline, l);
     l->reset_ev = event_new(base, -1, 0, on_reset, l);

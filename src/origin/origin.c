@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
 #include "edgekv/log.h"
 #include "edgekv/origin.h"
 
@@ -54,14 +55,6 @@ struct ekv_origin {
     void *observe_arg;
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void arm(struct event *ev, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -71,14 +64,6 @@ static void arm(struct event *ev, uint64_t ms)
 
 /* ---------------------------------------------------------------- answering ops */
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void finish(struct ekv_origin_op *op, int status, const redisReply *reply)
 {
     ekv_origin_cb *cb = op->cb;
@@ -87,7 +72,7 @@ static void finish(struct ekv_origin_op *op, int status, const redisReply *reply
     if (cb != NULL && o->observe_cb != NULL)
         o->observe_cb(op->is_script ? op->script : SIZE_MAX, status,
                       reply != NULL && reply->type == REDIS_REPLY_ERROR,
-                      op->sent_us != 0 ? mono_us() - op->sent_us : 0, o->observe_arg);
+                      op->sent_us != 0 ? ekv_mono_us() - op->sent_us : 0, o->observe_arg);
     op->cb = NULL; /* at most once */
     if (cb != NULL)
         cb(status, (const struct redisReply *)reply, op->arg);
@@ -167,7 +152,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_origin *o = arg;
     struct ekv_origin_op *op = TAILQ_FIRST(&o->inflight);
-    uint64_t now = mono_ms();
+    uint64_t now = ekv_mono_ms();
 
     if (op == NULL)
         return;
@@ -198,7 +183,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         op->retried = true;
         if (redisAsyncCommandArgv(ac, NULL, NULL, 3, load, NULL) == REDIS_OK &&
             redisAsyncFormattedCommand(ac, on_reply, op, op->cmd, op->cmdlen) == REDIS_OK) {
-            op->deadline_ms = mono_ms() + o->timeout_ms;
+            op->deadline_ms = ekv_mono_ms() + o->timeout_ms;
             TAILQ_INSERT_TAIL(&o->inflight, op, link);
             o->npending++;
             return;
@@ -223,8 +208,8 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
         redisFreeCommand(op->cmd);
         op->cmd = NULL;
     }
-    op->deadline_ms = mono_ms() + o->timeout_ms;
-    op->sent_us = mono_us();
+    op->deadline_ms = ekv_mono_ms() + o->timeout_ms;
+    op->sent_us = ekv_mono_us();
     if (TAILQ_EMPTY(&o->inflight))
         arm(o->deadline_ev, o->timeout_ms);
     TAILQ_INSERT_TAIL(&o->inflight, op, link);
