@@ -39,8 +39,24 @@ build() {
     (cd "$dir" && "$top/configure" -q "$@" && make -s -j"$JOBS")
 }
 
+# The real-client test (tests/compat/run.sh) drives Fastly's own JavaScript client and CLI: npm
+# packages at the exact versions of tests/compat/package-lock.json, into tests/compat/node_modules
+# (never at build time). EKV_COMPAT_MODULES tells the test where they are (also for distcheck).
+install_npm_packages() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "==> installing: nodejs npm"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+    fi
+    echo "==> npm ci --prefix tests/compat"
+    npm ci --prefix "$top/tests/compat" --no-audit --no-fund --loglevel=error ||
+        echo "warning: npm ci failed: tests/compat/run.sh will fail" >&2
+    export EKV_COMPAT_MODULES="$top/tests/compat/node_modules"
+}
+
 run_tests() {
     local status=0
+    install_npm_packages
     echo "==> gcc build with -Werror: make check"
     build build/check --enable-werror --enable-tests
     make -C build/check -s -j"$JOBS" check || status=1

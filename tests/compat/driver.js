@@ -10,12 +10,17 @@
  *      OpenID discovery document the CLI fetches before every command. The same server is the
  *      CLI's HTTP(S) proxy and refuses every CONNECT, so the CLI's update check (to a Fastly
  *      host) never leaves the machine; loopback addresses are never proxied.
+ * A third flow links a store to the service with the JavaScript client's ResourceApi, lists
+ * and describes the link with the CLI, and reads through the edge path /kv/{link}/{key}.
  *
  * Environment: EKV_URL (http://127.0.0.1:PORT), EKV_TOKEN (an api-token of that edgekv),
- * EKV_COMPAT_TMP (a private scratch directory), NODE_PATH (where the npm packages are),
- * EKV_TESTS_REQUIRED (1: a tool that is not installed is a failure, not a skip).
- * Prints one line per check ("ok: ..." / "FAIL: ..." with the HTTP exchange or the CLI output),
- * then "compat: Checks: N, Failures: N, Errors: N". Exit status 0 if every check passed. */
+ * EKV_SERVICE_ID (its service-id), EKV_COMPAT_TMP (a private scratch directory), NODE_PATH
+ * (where the npm packages are), EKV_TESTS_REQUIRED (1: a tool that is not installed is a
+ * failure, not a skip).
+ * Prints one line per check ("ok: ..." / "FAIL: ..." with the HTTP exchanges or the CLI output,
+ * for the record), then "compat: Checks: N, Failures: N, Errors: N" (the format of Check's
+ * summary, which contrib/quickstart.sh counts). Exit status 0 if every check passed, 77 if no
+ * tool was installed (and that is allowed), else 1. */
 
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
@@ -26,6 +31,7 @@ const path = require('node:path');
 const BASE = must('EKV_URL');
 const TOKEN = must('EKV_TOKEN');
 const TMP = must('EKV_COMPAT_TMP');
+const SERVICE = must('EKV_SERVICE_ID'); /* edgekv's --service-id: /kv/{link}/ resolves its links */
 const REQUIRED = process.env.EKV_TESTS_REQUIRED === '1';
 const FASTLY_API = 'https://api.fastly.com';
 
@@ -478,6 +484,107 @@ async function cliSteps({ ok, fails, explain }) {
     }, explain);
 }
 
+/* ------------------------------------------------------------ resource links and the edge path */
+
+/* GET @path on edgekv with the token: {status, headers, body}. */
+function edgeGet(urlPath) {
+    return new Promise((resolve, reject) => {
+        const req = http.get(`${BASE}${urlPath}`, { headers: { 'Fastly-Key': TOKEN } }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => {
+                const body = Buffer.concat(chunks).toString();
+                exchanges.push(`GET ${urlPath} -> ${res.statusCode} ${JSON.stringify(res.headers)} ${JSON.stringify(body.slice(0, 300))}`);
+                resolve({ status: res.statusCode, headers: res.headers, body });
+            });
+        });
+        req.on('error', reject);
+        req.setTimeout(10000, () => req.destroy(new Error(`GET ${urlPath}: timeout`)));
+    });
+}
+
+async function linksFlow(Fastly, cliBin) {
+    const client = new Fastly.ApiClient();
+    client.authenticate(TOKEN);
+    client.plugins = [toEdgekv];
+    client.timeout = 10000;
+    const stores = new Fastly.KvStoreApi(client);
+    const items = new Fastly.KvStoreItemApi(client);
+    const links = new Fastly.ResourceApi(client);
+    const name = 'compat-linked';
+    let sid;
+    let link;
+    let n;
+
+    n = exchanges.length;
+    await check('links: js: a store with an item, linked to the service (createResource)', async () => {
+        sid = (await stores.kvStoreCreate({ kv_store_request_create: { name } })).id;
+        await items.kvStoreUpsertItem({ store_id: sid, key: 'a/b', body: 'linked value', metadata: 'm1' });
+        const r = await links.createResourceWithHttpInfo({
+            service_id: SERVICE, version_id: 1, resource_id: sid, name: 'compat-link',
+        });
+        assert.equal(r.response.status, 200);
+        link = r.data;
+        assert.equal(link.name, 'compat-link');
+        assert.equal(link.resource_id, sid);
+        assert.equal(link.service_id, SERVICE);
+        assert.equal(link.version, 1);
+        assert.ok(link.created_at instanceof Date && !isNaN(link.created_at), 'created_at is a date');
+        const list = await links.listResources({ service_id: SERVICE, version_id: 1 });
+        assert.deepEqual(list.map((l) => [l.id, l.name]), [[link.id, 'compat-link']]);
+        const one = await links.getResource({ service_id: SERVICE, version_id: 1, id: link.id });
+        assert.equal(one.resource_id, sid);
+    }, showExchanges(n));
+
+    n = exchanges.length;
+    await check('links: the edge path /kv/{link}/{key} and /kv/{store name}/{key}', async () => {
+        for (const p of ['/kv/compat-link/a/b', '/kv/compat-link/a%2Fb', `/kv/${name}/a/b`]) {
+            const r = await edgeGet(p);
+            assert.equal(r.status, 200, p);
+            assert.equal(r.body, 'linked value', p);
+            assert.equal(r.headers.metadata, 'm1', p);
+            assert.match(r.headers.generation, /^[0-9]+$/, p);
+        }
+    }, showExchanges(n));
+
+    if (cliBin !== null) {
+        const srv = await accountServer();
+        try {
+            const { ok, explain } = cliRunner(cliBin, srv.address().port);
+            await check('links: cli: service resource-link list (--version latest) and describe', async () => {
+                const list = JSON.parse(await ok(['service', 'resource-link', 'list', '--service-id', SERVICE,
+                    '--version', 'latest', '--json']));
+                assert.deepEqual(list.map((l) => [l.id, l.name, l.resource_id]), [[link.id, 'compat-link', sid]]);
+                const one = JSON.parse(await ok(['service', 'resource-link', 'describe', '--service-id', SERVICE,
+                    '--version', '1', '--id', link.id, '--json']));
+                assert.equal(one.name, 'compat-link');
+                assert.equal(one.resource_type, 'kv-store');
+            }, explain);
+        } finally {
+            srv.close();
+        }
+    }
+
+    n = exchanges.length;
+    await check('links: js: rename the link (updateResource); the edge path follows', async () => {
+        const r = await links.updateResource({ service_id: SERVICE, version_id: 1, id: link.id, name: 'compat-link2' });
+        assert.equal(r.name, 'compat-link2');
+        assert.equal((await edgeGet('/kv/compat-link2/a/b')).body, 'linked value');
+        assert.equal((await edgeGet('/kv/compat-link/a/b')).status, 404);
+    }, showExchanges(n));
+
+    n = exchanges.length;
+    await check('links: js: delete the link (deleteResource), the item and the store', async () => {
+        const r = await links.deleteResourceWithHttpInfo({ service_id: SERVICE, version_id: 1, id: link.id });
+        assert.equal(r.response.status, 200);
+        assert.equal(r.data.status, 'ok');
+        assert.deepEqual(await links.listResources({ service_id: SERVICE, version_id: 1 }), []);
+        assert.equal((await edgeGet('/kv/compat-link2/a/b')).status, 404);
+        await items.kvStoreDeleteItem({ store_id: sid, key: 'a/b' });
+        await stores.kvStoreDelete({ store_id: sid });
+    }, showExchanges(n));
+}
+
 /* ------------------------------------------------------------ main */
 
 function loadPackage(name) {
@@ -495,11 +602,6 @@ async function main() {
     }, 60000);
 
     const fastly = loadPackage('fastly');
-    if (fastly === null)
-        skipOrFail('the npm package fastly is not installed (npm ci --prefix tests/compat)');
-    else
-        await flow('js', () => jsClientFlow(fastly.mod, fastly.version));
-
     let cli = null;
     try {
         const dir = path.dirname(require.resolve('@fastly/cli-linux-x64/package.json'));
@@ -508,10 +610,17 @@ async function main() {
     } catch (e) {
         cli = null;
     }
+
+    if (fastly === null)
+        skipOrFail('the npm package fastly is not installed (npm ci --prefix tests/compat)');
+    else
+        await flow('js', () => jsClientFlow(fastly.mod, fastly.version));
     if (cli === null)
         skipOrFail(`the Fastly CLI (npm @fastly/cli-linux-x64) is not installed (${process.platform}/${process.arch})`);
     else
         await flow('cli', () => cliFlow(cli));
+    if (fastly !== null)
+        await flow('links', () => linksFlow(fastly.mod, cli));
 
     clearTimeout(watchdog);
     console.log(`compat: Checks: ${checks}, Failures: ${failures}, Errors: ${errors}`);

@@ -29,10 +29,10 @@ skip() {
 [ -n "${REDIS_SERVER:-}" ] && [ -x "$REDIS_SERVER" ] ||
     skip "REDIS_SERVER is not set to an executable redis-server"
 command -v node >/dev/null 2>&1 ||
-    skip "node is not installed (Debian: apt-get install nodejs npm; then npm ci --prefix tests/compat)"
+    skip "node is not installed (Debian: apt-get install nodejs npm; npm ci --prefix tests/compat)"
 modules=${EKV_COMPAT_MODULES:-$EKV_SRCDIR/tests/compat/node_modules}
 [ -f "$modules/fastly/package.json" ] ||
-    skip "the npm packages are not installed in $modules (run: npm ci --prefix $EKV_SRCDIR/tests/compat, or set EKV_COMPAT_MODULES)"
+    skip "no npm packages in $modules (npm ci --prefix tests/compat, or set EKV_COMPAT_MODULES)"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ekvcompat.XXXXXX") || exit 1
 redis_pid=
@@ -72,14 +72,16 @@ done
 
 # 2. edgekv on a port the kernel picks, read from its first "listening on HOST:PORT" line
 token="compat-$$-$(date +%s)"
+service=compatsvc0123456789abcd # its resource links resolve /kv/{link}/...
 : >"$tmp/edgekv.log"
 "$EDGEKV_BIN" --listen 127.0.0.1:0 --origin "unix://$sock" --api-token "$token" --threads 2 \
-    --log-level info 2>"$tmp/edgekv.log" >/dev/null &
+    --service-id "$service" --log-level info 2>"$tmp/edgekv.log" >/dev/null &
 edgekv_pid=$!
 port=
 i=0
 while [ -z "$port" ]; do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/edgekv.log" | head -n 1)
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/edgekv.log" |
+        head -n 1)
     [ -n "$port" ] && break
     i=$((i + 1))
     if [ $i -gt 200 ] || ! kill -0 "$edgekv_pid" 2>/dev/null; then
@@ -106,8 +108,9 @@ done
 
 # 3. the tools
 mkdir "$tmp/driver"
-EKV_URL="http://127.0.0.1:$port" EKV_TOKEN="$token" EKV_COMPAT_TMP="$tmp/driver" \
-    NODE_PATH="$modules" EKV_TESTS_REQUIRED="${EKV_TESTS_REQUIRED:-0}" \
+EKV_URL="http://127.0.0.1:$port" EKV_TOKEN="$token" EKV_SERVICE_ID="$service" \
+    EKV_COMPAT_TMP="$tmp/driver" NODE_PATH="$modules" \
+    EKV_TESTS_REQUIRED="${EKV_TESTS_REQUIRED:-0}" \
     node "$EKV_SRCDIR/tests/compat/driver.js"
 status=$?
 
