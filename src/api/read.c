@@ -281,9 +281,13 @@ static void on_item(int status, const struct redisReply *r, void *arg)
     else if ((e = entry_from_reply(rd, r, now)) == NULL)
         fail = 502;
     if (rd->how == LEAD) {
+        /* rule 1: nothing is stored while the cache is not trusted (the link dropped since
+         * the fill began); the next subscription would flush it anyway */
         stored = ekv_cache_fill_finish(api->d.cache, rd->fill,
-                                       e != NULL && storable(api, e) ? e : NULL, now, &waiters,
-                                       e == NULL ? &stale : NULL);
+                                       e != NULL && storable(api, e) && cache_trusted(api, now)
+                                           ? e
+                                           : NULL,
+                                       now, &waiters, e == NULL ? &stale : NULL);
         if (stale != NULL && !stale_allowed(api, now, fail == 503)) {
             ekv_cache_entry_release(stale);
             stale = NULL;
