@@ -24,7 +24,9 @@ struct ekv_cache_fill;  /* an in-flight origin read (placeholder) */
 
 struct ekv_cache_limits {
     uint64_t max_bytes; /* budget, everything included; 0 = nothing is ever stored */
-    unsigned nshards;   /* 0 = a default (64); rounded up to a power of two */
+    unsigned nshards;   /* 0 = a default: up to 64, fewer if a shard could not hold
+                           4 items of max_item_bytes; rounded up to a power of two */
+    uint64_t max_item_bytes; /* the largest entry callers will store (for the default) */
     uint64_t seed;      /* hash seed (hash flooding): pass random bits */
 };
 

@@ -137,9 +137,9 @@ static void cache_status_hit(struct ekv_cache_entry *e, uint64_t now, bool stale
 
     (void)outlen; /* 96 bytes: always enough */
     memcpy(out, "edgekv; hit; ttl=", 17);
-    if (now > exp) {
+    if (now > exp) { /* past its TTL: at least -1, never "-0" (which would read as fresh) */
         out[n++] = '-';
-        n += ekv_fmt_u64(out + n, (now - exp) / 1000);
+        n += ekv_fmt_u64(out + n, (now - exp + 999) / 1000);
     } else {
         n += ekv_fmt_u64(out + n, (exp - now) / 1000);
     }
@@ -187,7 +187,8 @@ static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct 
         it.negative = true;
         it.meta = what;
         it.meta_len = what != NULL ? wlen : 0;
-        it.expires_ms = rd->sent_ms + conf->negative_ttl_ms;
+        /* cache-max-ttl bounds every entry, cached 404s included */
+        it.expires_ms = rd->sent_ms + EKV_MIN(conf->negative_ttl_ms, conf->cache_max_ttl_ms);
     } else if (code == 200) {
         long long gen = ekv_reply_int(r, 3, -1), pttl = ekv_reply_int(r, 5, -1);
         uint64_t ttl = conf->cache_max_ttl_ms;
@@ -458,29 +459,42 @@ void ekv_api_forget_names(struct ekv_api *api)
         ekv_cache_flush(api->d.names);
 }
 
+/* The resolution held by @e (released here): a store id, or a cached "no such name". */
+static int names_answer(struct ekv_cache_entry *e, char *sid)
+{
+    int rc = EKV_ENOTFOUND;
+
+    if (!ekv_cache_entry_negative(e)) {
+        size_t slen;
+        const char *v = ekv_cache_entry_value(e, &slen);
+        slen = EKV_MIN(slen, (size_t)EKV_ID_MAX);
+        memcpy(sid, v, slen);
+        sid[slen] = '\0';
+        rc = EKV_OK;
+    }
+    ekv_cache_entry_release(e);
+    return rc;
+}
+
 int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *sid,
                      struct ekv_cache_fill **fill)
 {
     uint64_t now = ekv_api_now_ms();
     struct ekv_cache_entry *e;
-    int rc = EKV_EAGAIN;
 
     *fill = NULL;
-    if (!cache_trusted(api, now))
-        return EKV_EAGAIN;
+    if (!cache_trusted(api, now)) {
+        /* with Redis unreachable, a known name keeps resolving for stale-if-error (so the
+         * item read behind it can be answered stale too) */
+        if (api->d.names == NULL || ekv_origin_connected(api->origin) ||
+            !stale_allowed(api, now, false) ||
+            (e = ekv_cache_lookup_stale(api->d.names, name, len, now)) == NULL)
+            return EKV_EAGAIN;
+        return names_answer(e, sid);
+    }
     switch (ekv_cache_lookup(api->d.names, name, len, now, EKV_CACHE_NO_FILL, &e, fill, NULL)) {
     case EKV_CACHE_HIT:
-        if (ekv_cache_entry_negative(e)) {
-            rc = EKV_ENOTFOUND;
-        } else {
-            size_t slen;
-            const char *v = ekv_cache_entry_value(e, &slen);
-            memcpy(sid, v, EKV_MIN(slen, (size_t)EKV_ID_MAX));
-            sid[EKV_MIN(slen, (size_t)EKV_ID_MAX)] = '\0';
-            rc = EKV_OK;
-        }
-        ekv_cache_entry_release(e);
-        return rc;
+        return names_answer(e, sid);
     default:
         break;
     }

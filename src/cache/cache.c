@@ -391,9 +391,16 @@ static bool make_room(struct ekv_cache *c, struct shard *sh, uint64_t need, uint
 struct ekv_cache *ekv_cache_new(const struct ekv_cache_limits *limits)
 {
     struct ekv_cache *c;
-    unsigned n = limits->nshards != 0 ? limits->nshards : DEFAULT_SHARDS;
-    unsigned p = 1;
+    unsigned n = limits->nshards, p = 1;
 
+    if (n == 0) {
+        /* each shard gets an equal share of the budget: keep room for a few of the largest
+         * entries in every shard, or they could never be stored */
+        n = DEFAULT_SHARDS;
+        while (n > 1 && limits->max_item_bytes != 0 &&
+               limits->max_bytes / n < 4 * limits->max_item_bytes)
+            n /= 2;
+    }
     while (p < n)
         p *= 2;
     c = ekv_calloc(1, sizeof(*c));
