@@ -8,8 +8,30 @@
 #include "edgekv/log.h"
 #include "edgekv/server.h"
 
+/* The command line, kept for reloads: SIGHUP reads the same -c FILE with the same
+ * --DIRECTIVE overrides on top. */
+struct args {
+    int argc;
+    char **argv;
+};
+
+static struct ekv_conf *reload_conf(void *arg, char *err, size_t errlen)
+{
+    const struct args *a = arg;
+    struct ekv_conf *conf = NULL;
+    int action = ekv_conf_from_args(a->argc, a->argv, &conf, err, errlen);
+
+    if (action == EKV_CONF_RUN)
+        return conf;
+    ekv_conf_free(conf);
+    if (action >= 0)
+        snprintf(err, errlen, "unexpected command line action %d", action);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    struct args args = {argc, argv};
     struct ekv_conf *conf = NULL;
     struct ekv_server *srv;
     struct sigaction sa = {.sa_handler = SIG_IGN};
@@ -43,14 +65,13 @@ int main(int argc, char **argv)
     if (conf->api_tokens.count == 0)
         ekv_log(EKV_LOG_WARN, "no api-token is set: edgekv runs open (development mode); "
                               "anyone who can connect may read and write");
-    srv = ekv_server_new(conf, err, sizeof(err));
+    srv = ekv_server_new(conf, err, sizeof(err)); /* takes conf over */
     if (srv == NULL) {
         ekv_log(EKV_LOG_ERROR, "%s", err);
-        ekv_conf_free(conf);
         return 1;
     }
+    ekv_server_set_reload(srv, reload_conf, &args);
     rc = ekv_server_run(srv);
     ekv_server_free(srv);
-    ekv_conf_free(conf);
     return rc;
 }

@@ -18,7 +18,7 @@ struct ekv_http_hooks;
 
 /** What one worker's API works with. Everything is borrowed and must outlive the API. */
 struct ekv_api_deps {
-    const struct ekv_conf *conf;
+    const struct ekv_conf *conf; /* the configuration at start-up (see ekv_api_set_conf) */
     struct ekv_origin *origin;   /* this worker's Redis connection */
     struct ekv_cache *cache;     /* the shared edge cache of items; NULL: no caching */
     struct ekv_cache *names;     /* the shared cache of /kv/{name} resolutions (with @cache) */
@@ -47,6 +47,15 @@ void ekv_api_free(struct ekv_api *api);
 
 /** Fills the on_head/on_request/on_done callbacks (and their argument) of @hooks. */
 void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks);
+/**
+ * Switches the API to the configuration snapshot @conf (a reload), on the worker's loop thread.
+ * From its return on, the API never reads the previous snapshot again: handlers read the
+ * configuration through the API at the moment they use a value and keep no pointer into it
+ * across a wait for the origin, so the caller may free the previous snapshot once every
+ * worker's API has switched. @conf is borrowed and must stay valid until the next switch.
+ * Directives that need a restart (admin-listen...) must be unchanged.
+ */
+void ekv_api_set_conf(struct ekv_api *api, const struct ekv_conf *conf);
 /** From now on /readyz answers 503: the process is shutting down. */
 void ekv_api_set_draining(struct ekv_api *api);
 

@@ -59,6 +59,7 @@ struct ekv_conf {
     bool edge_read_public;             /* edge-read-public: no */
     bool protected_mode;               /* protected-mode: yes */
     int log_level;                     /* log-level: info (enum ekv_log_level) */
+    char *access_log;                  /* access-log: empty = NULL (no access log) */
 };
 
 /** What the command line asked for besides directives. */
@@ -113,6 +114,21 @@ EKV_NODISCARD int ekv_conf_from_args(int argc, char **argv, struct ekv_conf **ou
  * or a test that a parsed file equals the defaults).
  */
 bool ekv_conf_equal(const struct ekv_conf *a, const struct ekv_conf *b);
+
+/**
+ * Prepares @next, a configuration read for a reload (SIGHUP), to replace @running: each
+ * directive that needs a restart and differs is set back to its running value, so @next
+ * describes what will really run. Writes the names of the reloadable directives that differ
+ * to @changed and those set back to @restart (comma-separated, "" for none; never values,
+ * which may be secrets). Returns how many directives were set back. Validate @next afterwards
+ * (ekv_conf_validate()): a mix of old and new values may not pass.
+ */
+unsigned ekv_conf_reload_merge(struct ekv_conf *next, const struct ekv_conf *running,
+                               char *changed, size_t changedlen, char *restart,
+                               size_t restartlen);
+
+/** Whether a new value of directive @name takes effect on reload (false: restart, or unknown). */
+bool ekv_conf_reloadable(const char *name);
 
 /** Prints usage and every directive with its default and help text. */
 void ekv_conf_print_help(FILE *fp);

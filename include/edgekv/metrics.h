@@ -83,6 +83,13 @@ void ekv_metrics_lookup(struct ekv_metrics_worker *w, enum ekv_metrics_lookup re
 void ekv_metrics_origin(struct ekv_metrics_worker *w, enum ekv_metrics_op op,
                         enum ekv_metrics_outcome outcome, uint64_t latency_us);
 
+/** One client connection accepted, or refused (max-connections reached). */
+void ekv_metrics_connection(struct ekv_metrics_worker *w, bool refused);
+/** Access log lines dropped (the file could not keep up, or a write failed). */
+void ekv_metrics_access_log_dropped(struct ekv_metrics_worker *w, uint64_t lines);
+/** One configuration reload (SIGHUP) that was applied (@ok) or rejected. Any thread. */
+void ekv_metrics_reload(struct ekv_metrics *m, bool ok);
+
 /** Appends the Prometheus text exposition (format 0.0.4) of everything to @out. Any thread. */
 void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *g,
                         struct evbuffer *out);

@@ -316,6 +316,13 @@ void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks)
     hooks->arg = api;
 }
 
+void ekv_api_set_conf(struct ekv_api *api, const struct ekv_conf *conf)
+{
+    api->conf = conf;
+    api->d.conf = conf;
+    api->open = conf->api_tokens.count == 0 && conf->read_tokens.count == 0;
+}
+
 void ekv_api_set_draining(struct ekv_api *api)
 {
     api->draining = true;

@@ -39,6 +39,7 @@ enum dtype {
 
 #define D_REQUIRED 0x1u /* the value may not be empty */
 #define D_SECRET 0x2u   /* never echo the value in an error message */
+#define D_RELOAD 0x4u   /* SIGHUP applies a new value; otherwise it needs a restart */
 
 struct directive {
     const char *name;
@@ -56,6 +57,7 @@ struct directive {
 static const char *check_namespace(const char *v);
 static const char *check_token(const char *v);
 static const char *check_word(const char *v);
+static const char *check_path(const char *v);
 
 #define F(field) offsetof(struct ekv_conf, field)
 
@@ -106,29 +108,31 @@ static const struct directive directives[] = {
      .max = MB, .def = "32kb", .arg = "SIZE",
      .help = "Largest request line plus headers. Past it the request is refused with 414\n"
              "(request line) or 431 (headers)."},
-    {.name = "batch-max-bytes", .type = T_SIZE, .offset = F(batch_max_bytes), .min = KB,
+    {.name = "batch-max-bytes", .type = T_SIZE, .flags = D_RELOAD, .offset = F(batch_max_bytes), .min = KB,
      .max = 4 * GB, .def = "100mb", .arg = "SIZE",
      .help = "Largest body of a batch request (PUT .../batch); larger bodies get 413."},
     {.name = "cache-max-bytes", .type = T_SIZE, .offset = F(cache_max_bytes), .min = 0,
      .max = 1024 * GB, .def = "256mb", .arg = "SIZE",
      .help = "Memory budget of the edge cache, per-entry overhead included. The least\n"
              "recently used entries are evicted to stay under it. 0 disables the cache."},
-    {.name = "cache-max-item-bytes", .type = T_SIZE, .offset = F(cache_max_item_bytes),
+    {.name = "cache-max-item-bytes", .type = T_SIZE, .flags = D_RELOAD, .offset = F(cache_max_item_bytes),
      .min = 0, .max = GB, .def = "1mb", .arg = "SIZE",
      .help = "Values larger than this are served but not cached."},
-    {.name = "cache-max-ttl", .type = T_DURATION, .offset = F(cache_max_ttl_ms), .min = 1,
+    {.name = "cache-max-ttl", .type = T_DURATION, .flags = D_RELOAD, .offset = F(cache_max_ttl_ms), .min = 1,
      .max = 168 * HOUR, .def = "300s", .arg = "DURATION",
      .help = "Longest time an entry stays in the edge cache, however long the item lives in\n"
              "Redis: a safety net behind invalidations."},
-    {.name = "negative-ttl", .type = T_DURATION, .offset = F(negative_ttl_ms), .min = 0,
+    {.name = "negative-ttl", .type = T_DURATION, .flags = D_RELOAD, .offset = F(negative_ttl_ms), .min = 0,
      .max = 24 * HOUR, .def = "5s", .arg = "DURATION",
      .help = "How long a missing key (404) is cached. 0 = never cache misses."},
-    {.name = "max-staleness", .type = T_DURATION, .offset = F(max_staleness_ms), .min = 100,
+    {.name = "max-staleness", .type = T_DURATION, .flags = D_RELOAD, .offset = F(max_staleness_ms), .min = 100,
      .max = HOUR, .def = "3s", .arg = "DURATION",
      .help = "No hit is served once the invalidation link to Redis has been silent for this\n"
              "long; reads go to the origin until it is back. This bounds how long a POP\n"
-             "that lost its link can serve an outdated value."},
-    {.name = "stale-if-error", .type = T_DURATION, .offset = F(stale_if_error_ms), .min = 0,
+             "that lost its link can serve an outdated value. The link's heartbeat runs\n"
+             "every quarter of the start-up value: lower it by more than half only with a\n"
+             "restart."},
+    {.name = "stale-if-error", .type = T_DURATION, .flags = D_RELOAD, .offset = F(stale_if_error_ms), .min = 0,
      .max = 168 * HOUR, .def = "30s", .arg = "DURATION",
      .help = "While the origin is unreachable, cached entries may still be served, marked\n"
              "stale, for this long after the trouble began (never past an item's own TTL).\n"
@@ -137,37 +141,45 @@ static const struct directive directives[] = {
      .max = 10 * MIN, .def = "1s", .arg = "DURATION",
      .help = "Deadline of each request to the origin. Past it the client gets 503 (or a\n"
              "stale entry, see stale-if-error)."},
-    {.name = "value-max-bytes", .type = T_SIZE, .offset = F(value_max_bytes), .min = 1,
+    {.name = "value-max-bytes", .type = T_SIZE, .flags = D_RELOAD, .offset = F(value_max_bytes), .min = 1,
      .max = GB, .def = "25mb", .arg = "SIZE",
      .help = "Largest value a write may store (append and prepend included). Larger writes\n"
              "get 413, and their body is not buffered past the limit."},
-    {.name = "max-stores", .type = T_UINT, .offset = F(max_stores), .min = 1, .max = 1000000,
+    {.name = "max-stores", .type = T_UINT, .flags = D_RELOAD, .offset = F(max_stores), .min = 1, .max = 1000000,
      .def = "50", .arg = "N",
      .help = "Most KV stores that may exist; creating one more gets 400."},
-    {.name = "service-id", .type = T_STRING, .offset = F(service_id), .check = check_word,
+    {.name = "service-id", .type = T_STRING, .flags = D_RELOAD, .offset = F(service_id), .check = check_word,
      .def = "", .example = "SU1Z0isxPaozGVKXdv0eY", .arg = "ID",
      .help = "The service whose resource links /kv/{link}/... resolves, before store names.\n"
              "Empty: /kv/{name} resolves store names only."},
-    {.name = "api-token", .type = T_LIST, .flags = D_SECRET, .offset = F(api_tokens),
+    {.name = "api-token", .type = T_LIST, .flags = D_SECRET | D_RELOAD, .offset = F(api_tokens),
      .check = check_token, .def = "", .example = "secret", .arg = "TOKEN",
      .help = "A token with scope global (everything), sent by clients as \"Fastly-Key: TOKEN\".\n"
              "Repeat the directive to accept several tokens (e.g. while rotating them);\n"
              "double-quote a token that contains '#'. With no api-token at all, edgekv runs\n"
              "open (development mode) and says so at start-up."},
-    {.name = "read-token", .type = T_LIST, .flags = D_SECRET, .offset = F(read_tokens),
+    {.name = "read-token", .type = T_LIST, .flags = D_SECRET | D_RELOAD, .offset = F(read_tokens),
      .check = check_token, .def = "", .example = "read-only-secret", .arg = "TOKEN",
      .help = "A token with scope global:read (GET, HEAD and listings only). May repeat."},
-    {.name = "edge-read-public", .type = T_BOOL, .offset = F(edge_read_public), .def = "no",
+    {.name = "edge-read-public", .type = T_BOOL, .flags = D_RELOAD, .offset = F(edge_read_public), .def = "no",
      .arg = "yes|no",
      .help = "yes: anonymous GET and HEAD on the edge path /kv/... need no token. Every\n"
              "other request still does (when tokens are configured)."},
-    {.name = "protected-mode", .type = T_BOOL, .offset = F(protected_mode), .def = "yes",
+    {.name = "protected-mode", .type = T_BOOL, .flags = D_RELOAD, .offset = F(protected_mode), .def = "yes",
      .arg = "yes|no",
      .help = "yes: refuse to start when listen is not a loopback address and no api-token\n"
              "is set, as Redis does. Say no only if a firewall you trust guards the port."},
-    {.name = "log-level", .type = T_LOGLEVEL, .offset = F(log_level), .def = "info",
-     .arg = "LEVEL",
-     .help = "debug, info, warn or error. Logs go to stderr, one line per event."},
+    {.name = "log-level", .type = T_LOGLEVEL, .flags = D_RELOAD, .offset = F(log_level),
+     .def = "info", .arg = "LEVEL",
+     .help = "debug, info, warn or error. Logs go to stderr, one line per event; errors\n"
+             "caused by a client (malformed requests, bad tokens) are logged at info, at\n"
+             "most one line per client every 10 seconds."},
+    {.name = "access-log", .type = T_STRING, .flags = D_RELOAD, .offset = F(access_log),
+     .check = check_path, .def = "", .example = "/var/log/edgekv/access.log", .arg = "FILE",
+     .help = "Append one line per answered request to FILE (created if needed, mode 0640):\n"
+             "  CLIENT - - [TIME] \"METHOD PATH HTTP/1.x\" STATUS BYTES SECONDS \"CACHE-STATUS\"\n"
+             "Lines are buffered and written at least once a second, never blocking a\n"
+             "request. SIGHUP reopens the file (for logrotate). Empty: no access log."},
 };
 /* clang-format on */
 
@@ -235,6 +247,16 @@ static const char *check_token(const char *v)
         return "a token may not be longer than 4096 bytes";
     if (has_space_or_ctl(v))
         return "a token may not contain spaces or control characters";
+    return NULL;
+}
+
+static const char *check_path(const char *v)
+{
+    if (strlen(v) > 4096)
+        return "must be at most 4096 bytes";
+    for (; *v != '\0'; v++)
+        if ((unsigned char)*v < ' ' || *v == 0x7f)
+            return "may not contain control characters";
     return NULL;
 }
 
@@ -540,6 +562,7 @@ void ekv_conf_free(struct ekv_conf *conf)
     ekv_conf_origin_clear(&conf->origin);
     ekv_free(conf->ns);
     ekv_free(conf->service_id);
+    ekv_free(conf->access_log);
     strlist_clear(&conf->api_tokens);
     strlist_clear(&conf->read_tokens);
     ekv_free(conf);
@@ -765,57 +788,149 @@ int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
     return EKV_OK;
 }
 
+/* Whether @a and @b hold the same value for directive @d. */
+static bool same_value(const struct directive *d, const struct ekv_conf *a,
+                       const struct ekv_conf *b)
+{
+    const void *pa = cfield(a, d), *pb = cfield(b, d);
+
+    switch (d->type) {
+    case T_ADDR: {
+        const struct ekv_conf_addr *x = pa, *y = pb;
+        return (x->host == NULL) == (y->host == NULL) && x->port == y->port &&
+               (x->host == NULL || strcmp(x->host, y->host) == 0);
+    }
+    case T_ORIGIN: /* the parsed origin follows from origin_url */
+    case T_STRING: {
+        const char *const *x = pa, *const *y = pb;
+        return (*x == NULL) == (*y == NULL) && (*x == NULL || strcmp(*x, *y) == 0);
+    }
+    case T_UINT:
+        return *(const unsigned *)pa == *(const unsigned *)pb;
+    case T_SIZE:
+    case T_DURATION:
+        return *(const uint64_t *)pa == *(const uint64_t *)pb;
+    case T_BOOL:
+        return *(const bool *)pa == *(const bool *)pb;
+    case T_LOGLEVEL:
+        return *(const int *)pa == *(const int *)pb;
+    case T_LIST: {
+        const struct ekv_conf_strlist *x = pa, *y = pb;
+        if (x->count != y->count)
+            return false;
+        for (size_t j = 0; j < x->count; j++)
+            if (strcmp(x->items[j], y->items[j]) != 0)
+                return false;
+        return true;
+    }
+    }
+    return false;
+}
+
 bool ekv_conf_equal(const struct ekv_conf *a, const struct ekv_conf *b)
 {
+    for (size_t i = 0; i < NDIRECTIVES; i++)
+        if (!same_value(&directives[i], a, b))
+            return false;
+    return true;
+}
+
+/* Sets directive @d of @dst to its value in @src (deep copies). */
+static void copy_value(const struct directive *d, struct ekv_conf *dst, const struct ekv_conf *src)
+{
+    void *pd = field(dst, d);
+    const void *ps = cfield(src, d);
+
+    switch (d->type) {
+    case T_ADDR: {
+        struct ekv_conf_addr *x = pd;
+        const struct ekv_conf_addr *y = ps;
+        addr_clear(x);
+        x->host = y->host != NULL ? ekv_strdup(y->host) : NULL;
+        x->port = y->port;
+        break;
+    }
+    case T_ORIGIN: {
+        char **url = pd;
+        char err[256];
+        free_secret(*url);
+        *url = ekv_strdup(src->origin_url);
+        ekv_conf_origin_clear(&dst->origin);
+        /* it parsed when @src was loaded, so it parses again */
+        if (ekv_conf_parse_origin(src->origin_url, &dst->origin, err, sizeof(err)) != EKV_OK)
+            abort();
+        break;
+    }
+    case T_STRING: {
+        char **x = pd;
+        const char *const *y = ps;
+        ekv_free(*x);
+        *x = *y != NULL ? ekv_strdup(*y) : NULL;
+        break;
+    }
+    case T_UINT:
+        *(unsigned *)pd = *(const unsigned *)ps;
+        break;
+    case T_SIZE:
+    case T_DURATION:
+        *(uint64_t *)pd = *(const uint64_t *)ps;
+        break;
+    case T_BOOL:
+        *(bool *)pd = *(const bool *)ps;
+        break;
+    case T_LOGLEVEL:
+        *(int *)pd = *(const int *)ps;
+        break;
+    case T_LIST: {
+        const struct ekv_conf_strlist *y = ps;
+        strlist_clear(pd);
+        for (size_t j = 0; j < y->count; j++)
+            strlist_add(pd, y->items[j]);
+        break;
+    }
+    }
+}
+
+/* Appends @name to the comma-separated list in @buf. */
+static void append_name(char *buf, size_t len, const char *name)
+{
+    size_t used = strlen(buf);
+
+    if (used < len)
+        snprintf(buf + used, len - used, "%s%s", used > 0 ? ", " : "", name);
+}
+
+unsigned ekv_conf_reload_merge(struct ekv_conf *next, const struct ekv_conf *running,
+                               char *changed, size_t changedlen, char *restart,
+                               size_t restartlen)
+{
+    unsigned kept = 0;
+
+    if (changedlen > 0)
+        changed[0] = '\0';
+    if (restartlen > 0)
+        restart[0] = '\0';
     for (size_t i = 0; i < NDIRECTIVES; i++) {
         const struct directive *d = &directives[i];
-        const void *pa = cfield(a, d), *pb = cfield(b, d);
 
-        switch (d->type) {
-        case T_ADDR: {
-            const struct ekv_conf_addr *x = pa, *y = pb;
-            if ((x->host == NULL) != (y->host == NULL) || x->port != y->port ||
-                (x->host != NULL && strcmp(x->host, y->host) != 0))
-                return false;
-            break;
-        }
-        case T_ORIGIN:
-        case T_STRING: {
-            const char *const *x = pa, *const *y = pb;
-            if ((*x == NULL) != (*y == NULL) || (*x != NULL && strcmp(*x, *y) != 0))
-                return false;
-            break;
-        }
-        case T_UINT:
-            if (*(const unsigned *)pa != *(const unsigned *)pb)
-                return false;
-            break;
-        case T_SIZE:
-        case T_DURATION:
-            if (*(const uint64_t *)pa != *(const uint64_t *)pb)
-                return false;
-            break;
-        case T_BOOL:
-            if (*(const bool *)pa != *(const bool *)pb)
-                return false;
-            break;
-        case T_LOGLEVEL:
-            if (*(const int *)pa != *(const int *)pb)
-                return false;
-            break;
-        case T_LIST: {
-            const struct ekv_conf_strlist *x = pa, *y = pb;
-            if (x->count != y->count)
-                return false;
-            for (size_t j = 0; j < x->count; j++)
-                if (strcmp(x->items[j], y->items[j]) != 0)
-                    return false;
-            break;
-        }
+        if (same_value(d, next, running))
+            continue;
+        if (d->flags & D_RELOAD) {
+            append_name(changed, changedlen, d->name);
+        } else {
+            append_name(restart, restartlen, d->name);
+            copy_value(d, next, running);
+            kept++;
         }
     }
-    /* The parsed origin follows from origin_url, compared above. */
-    return true;
+    return kept;
+}
+
+bool ekv_conf_reloadable(const char *name)
+{
+    const struct directive *d = lookup(name, strlen(name));
+
+    return d != NULL && (d->flags & D_RELOAD) != 0;
 }
 
 /* ------------------------------------------------------------------ the command line */
@@ -968,6 +1083,8 @@ void ekv_conf_print_help(FILE *fp)
         fprintf(fp, "\n  %-32s default: %s%s%s\n", left, d->def[0] != '\0' ? d->def : "(empty)",
                 range, d->type == T_LIST ? " (may repeat)" : "");
         print_lines(fp, "      ", "", d->help);
+        if (!(d->flags & D_RELOAD))
+            fprintf(fp, "      Needs a restart: SIGHUP keeps the running value.\n");
     }
     fprintf(fp, "\nSizes: b, kb/k, mb/m, gb/g (powers of 1024, any case). Durations: ms, s, m, h\n"
                 "(a unit is required unless the value is 0).\n");
@@ -991,6 +1108,10 @@ void ekv_conf_print_sample(FILE *fp)
             "# directive may also be given on the command line as --directive value, which\n"
             "# wins over this file. Only api-token and read-token may appear more than once.\n"
             "#\n"
+            "# SIGHUP reloads this file (with the same command-line directives on top): a bad\n"
+            "# file is rejected and the running configuration kept. Directives marked \"Needs\n"
+            "# a restart\" keep their running value until edgekv is restarted.\n"
+            "#\n"
             "# Sizes: a number with b, kb (or k), mb (or m), gb (or g): powers of 1024, any\n"
             "# case. Durations: a number with ms, s, m or h; a bare 0 is allowed.\n");
     for (size_t i = 0; i < NDIRECTIVES; i++) {
@@ -998,6 +1119,8 @@ void ekv_conf_print_sample(FILE *fp)
 
         fprintf(fp, "\n");
         print_lines(fp, "# ", "#", d->help);
+        if (!(d->flags & D_RELOAD))
+            fprintf(fp, "# Needs a restart: SIGHUP keeps the running value.\n");
         if (d->def[0] != '\0')
             fprintf(fp, "%s %s\n", d->name, d->def);
         else

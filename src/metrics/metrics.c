@@ -54,12 +54,19 @@ struct ekv_metrics_worker {
     counter lookups[EKV_ML_COUNT];
     counter origin[EKV_MO_COUNT][EKV_MX_COUNT];
     struct histogram origin_latency[EKV_MO_COUNT];
+    counter conns_accepted;
+    counter conns_refused;
+    counter alog_dropped;
 } __attribute__((aligned(64)));
 
 struct ekv_metrics {
     unsigned nworkers;
     struct ekv_metrics_worker *workers;
     double start_time;
+    /* configuration reloads: written by the main thread, read by any scrape */
+    atomic_ullong reloads_ok, reloads_failed;
+    atomic_bool last_reload_ok;
+    atomic_ullong last_reload_ok_ms; /* wall clock of the last good (re)load */
 };
 
 /* Only the owning thread writes: a plain increment is enough, made atomic for the reader. */
@@ -104,6 +111,11 @@ struct ekv_metrics *ekv_metrics_new(unsigned nworkers)
     memset(m->workers, 0, nworkers * sizeof(*m->workers));
     gettimeofday(&tv, NULL);
     m->start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    atomic_init(&m->reloads_ok, 0);
+    atomic_init(&m->reloads_failed, 0);
+    atomic_init(&m->last_reload_ok, true); /* the configuration edgekv started with */
+    atomic_init(&m->last_reload_ok_ms, (unsigned long long)tv.tv_sec * 1000 +
+                                           (unsigned long long)tv.tv_usec / 1000);
     return m;
 }
 
@@ -139,6 +151,31 @@ void ekv_metrics_origin(struct ekv_metrics_worker *w, enum ekv_metrics_op op,
 {
     inc(&w->origin[op][outcome], 1);
     observe(&w->origin_latency[op], latency_us);
+}
+
+void ekv_metrics_connection(struct ekv_metrics_worker *w, bool refused)
+{
+    inc(refused ? &w->conns_refused : &w->conns_accepted, 1);
+}
+
+void ekv_metrics_access_log_dropped(struct ekv_metrics_worker *w, uint64_t lines)
+{
+    inc(&w->alog_dropped, lines);
+}
+
+void ekv_metrics_reload(struct ekv_metrics *m, bool ok)
+{
+    struct timeval tv;
+
+    if (ok) {
+        gettimeofday(&tv, NULL);
+        atomic_store(&m->last_reload_ok_ms, (unsigned long long)tv.tv_sec * 1000 +
+                                                (unsigned long long)tv.tv_usec / 1000);
+        atomic_fetch_add(&m->reloads_ok, 1);
+    } else {
+        atomic_fetch_add(&m->reloads_failed, 1);
+    }
+    atomic_store(&m->last_reload_ok, ok);
 }
 
 /* ---------------------------------------------------------------- exposition */
@@ -268,6 +305,14 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
     head(out, "edgekv_http_connections", "gauge", "Open client connections.");
     evbuffer_add_printf(out, "edgekv_http_connections %llu\n",
                         (unsigned long long)g->connections);
+    head(out, "edgekv_http_connections_accepted_total", "counter",
+         "Client connections accepted (admin-listen included).");
+    evbuffer_add_printf(out, "edgekv_http_connections_accepted_total %llu\n",
+                        (unsigned long long)SUM(wk->conns_accepted));
+    head(out, "edgekv_http_connections_refused_total", "counter",
+         "Client connections refused with 503 because max-connections was reached.");
+    evbuffer_add_printf(out, "edgekv_http_connections_refused_total %llu\n",
+                        (unsigned long long)SUM(wk->conns_refused));
 
     head(out, "edgekv_cache_lookups_total", "counter", "Reads by how the edge cache answered them.");
     for (unsigned i = 0; i < EKV_ML_COUNT; i++)
@@ -336,5 +381,24 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
         evbuffer_add_printf(out, "edgekv_invalidation_link_losses_total %llu\n",
                             (unsigned long long)g->inval_losses);
     }
+    head(out, "edgekv_config_reloads_total", "counter",
+         "Configuration reloads (SIGHUP), by result: failure = rejected, old one kept.");
+    evbuffer_add_printf(out,
+                        "edgekv_config_reloads_total{result=\"success\"} %llu\n"
+                        "edgekv_config_reloads_total{result=\"failure\"} %llu\n",
+                        (unsigned long long)atomic_load(&m->reloads_ok),
+                        (unsigned long long)atomic_load(&m->reloads_failed));
+    head(out, "edgekv_config_last_reload_successful", "gauge",
+         "1 if the last configuration reload succeeded (or none was tried), else 0.");
+    evbuffer_add_printf(out, "edgekv_config_last_reload_successful %d\n",
+                        atomic_load(&m->last_reload_ok) ? 1 : 0);
+    head(out, "edgekv_config_last_reload_success_timestamp_seconds", "gauge",
+         "When the running configuration was loaded, since the epoch in seconds.");
+    evbuffer_add_printf(out, "edgekv_config_last_reload_success_timestamp_seconds %.3f\n",
+                        (double)atomic_load(&m->last_reload_ok_ms) / 1000.0);
+    head(out, "edgekv_access_log_dropped_lines_total", "counter",
+         "Access log lines lost because the file could not be written in time.");
+    evbuffer_add_printf(out, "edgekv_access_log_dropped_lines_total %llu\n",
+                        (unsigned long long)SUM(wk->alog_dropped));
     process_metrics(m, out);
 }

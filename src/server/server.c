@@ -1,5 +1,14 @@
 /* server.c - the process: listening sockets shared by N worker threads (each with its own event
- * loop, HTTP server and API), the connection limit, signals and graceful shutdown. */
+ * loop, HTTP server and API), the connection limit, signals, configuration reloads (SIGHUP),
+ * the access log, rate-limited client error lines and graceful shutdown.
+ *
+ * Configuration snapshots: each reload builds a new immutable struct ekv_conf, wrapped in a
+ * refcounted snapshot with the access log's descriptor. The main thread hands a reference to
+ * every worker through its loop; the worker switches its API to it and drops its reference to
+ * the previous one, so a snapshot (and its access log descriptor) is freed once the last
+ * worker has moved past it. The API reads the configuration only on its own loop and only
+ * through its current snapshot (ekv_api_set_conf), never keeping a pointer into it across an
+ * origin wait, so a request in flight during a reload never touches a freed snapshot. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,11 +18,14 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -36,8 +48,18 @@
 #define FD_RESERVE 64        /* descriptors kept for listeners, loops, Redis, logs */
 #define ACCEPT_PAUSE_MS 100  /* after EMFILE/ENFILE: stop accepting this long */
 #define PIPELINE_DEPTH 32    /* requests read ahead per connection */
+#define ALOG_FLUSH_MS 1000   /* the access log is written at least this often */
+#define WARN_EVERY_MS 10000  /* a repeated operational warning, at most this often */
 
 struct worker;
+
+/* One configuration as the workers run it: immutable once built. */
+struct snapshot {
+    struct ekv_conf *conf; /* owned */
+    int alog_fd;           /* the access log (O_APPEND), or -1 */
+    uint64_t gen;          /* 1 at start-up, then one more per reload */
+    atomic_uint refs;      /* the main thread's, each worker's, each posted one */
+};
 
 struct listener {
     struct worker *w;
@@ -61,12 +83,34 @@ struct worker {
     struct listener lis[NLISTENERS];
     struct event *deadline; /* shutdown-timeout */
     bool draining;
+    struct ekv_metrics_worker *mw;
+    struct ekv_http_hooks api_hooks; /* the API's callbacks, which ours wrap */
+    struct snapshot *snap;           /* the configuration this worker runs (a reference) */
+    _Atomic(struct snapshot *) next; /* posted by the main thread, not applied yet (a reference) */
+    atomic_ullong applied_gen;       /* snap->gen, for the main thread */
+    struct ekv_alog alog;            /* access log lines not written yet */
+    struct event *alog_timer;
+    uint64_t alog_warn_ms;           /* when an access log problem was last logged */
+    size_t alog_dropped;             /* lines dropped since */
 };
 
 struct ekv_server {
-    const struct ekv_conf *conf;
-    struct ekv_conf_origin origin_addr; /* conf->origin with the host resolved to a number */
-    char origin_ip[64];
+    struct snapshot *snap; /* the current configuration (main thread) */
+    uint64_t shutdown_ms;  /* shutdown-timeout (needs a restart: any thread may read it) */
+    uint64_t heartbeat_ms; /* the invalidation link's, fixed at start-up */
+    uint64_t shard_bytes;  /* an item cache shard's share: no larger entry is ever stored */
+    ekv_server_reload_cb *reload_cb;
+    void *reload_arg;
+    struct event *reload_ack;  /* activated by each worker as it applies a snapshot */
+    uint64_t gen_logged;       /* the last reload reported as applied everywhere */
+    char reload_changed[512];  /* what that reload changed, for its log line */
+    /* client error lines, rate-limited for the whole process (only taken when such a line
+     * would be logged: never on a request that went well) */
+    pthread_mutex_t errlog_lock;
+    struct ekv_ratelimit errlog;
+    /* conf->origin with the host resolved to a number: the server's own copy, which the origin
+     * connections and the invalidation link borrow (configuration snapshots come and go) */
+    struct ekv_conf_origin origin_addr;
     int fds[NLISTENERS]; /* -1 when unused */
     unsigned nworkers;
     struct worker *workers;
@@ -81,6 +125,7 @@ struct ekv_server {
     struct ekv_cache *names;   /* /kv/{name} resolutions */
     struct ekv_inval *inval;   /* on the main thread's loop; NULL without a cache */
     char *prefixes[3];         /* the tracked Redis key prefixes */
+    char heartbeat_channel[96]; /* "<ns>heartbeat" (the invalidation link borrows it) */
     size_t item_prefix_len;    /* strlen("<ns>i:") */
     struct ekv_metrics *metrics;
 };
@@ -93,7 +138,205 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* ---------------------------------------------------------------- configuration snapshots */
+
+/* A snapshot of @conf (taken over) with the access log @fd (taken over, or -1): one reference. */
+static struct snapshot *snap_new(struct ekv_conf *conf, int fd, uint64_t gen)
+{
+    struct snapshot *s = ekv_calloc(1, sizeof(*s));
+
+    s->conf = conf;
+    s->alog_fd = fd;
+    s->gen = gen;
+    atomic_init(&s->refs, 1);
+    return s;
+}
+
+static void snap_ref(struct snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+/* Drops a reference; the last one (on whichever thread) frees the snapshot. */
+static void snap_unref(struct snapshot *s)
+{
+    if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (s->alog_fd >= 0)
+        close(s->alog_fd);
+    ekv_conf_free(s->conf);
+    ekv_free(s);
+}
+
+/*
+ * Opens the access log of @conf (none: *@fd = -1): appending, created 0640, non-blocking so
+ * that a FIFO or a stalled file system never blocks a worker. Start-up and reload only.
+ */
+static int open_access_log(const struct ekv_conf *conf, int *fd, char *err, size_t errlen)
+{
+    *fd = -1;
+    if (conf->access_log == NULL)
+        return EKV_OK;
+    *fd = open(conf->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0640);
+    if (*fd < 0) {
+        snprintf(err, errlen, "access-log %s: %s", conf->access_log, strerror(errno));
+        return EKV_ERROR;
+    }
+    return EKV_OK;
+}
+
 /* ---------------------------------------------------------------- worker side */
+
+/* Counts @n access log lines lost, and says so (at most every WARN_EVERY_MS per worker). */
+static void alog_lost(struct worker *w, size_t n, const char *why)
+{
+    uint64_t now = mono_ms();
+
+    ekv_metrics_access_log_dropped(w->mw, n);
+    w->alog_dropped += n;
+    if (w->alog_warn_ms == 0 || now - w->alog_warn_ms >= WARN_EVERY_MS) {
+        ekv_log(EKV_LOG_ERROR, "access-log %s: %s: %zu line(s) lost", w->snap->conf->access_log,
+                why, w->alog_dropped);
+        w->alog_warn_ms = now;
+        w->alog_dropped = 0;
+    }
+}
+
+/* Writes the access log lines buffered so far (never waits). */
+static void alog_flush(struct worker *w)
+{
+    size_t dropped = 0;
+    int fd = w->snap->alog_fd;
+
+    if (evbuffer_get_length(w->alog.buf) == 0)
+        return;
+    if (fd < 0) { /* the access log was turned off */
+        ekv_alog_deinit(&w->alog);
+        ekv_alog_init(&w->alog);
+        return;
+    }
+    if (ekv_alog_flush(&w->alog, fd, &dropped) == EKV_ERROR) {
+        char why[160];
+        snprintf(why, sizeof(why), "write failed: %s", strerror(errno));
+        alog_lost(w, dropped, why);
+    }
+}
+
+static void on_alog_timer(evutil_socket_t fd, short what, void *arg)
+{
+    alog_flush(arg);
+}
+
+/* The method as sent; "-" when the request failed before its headers were parsed (llhttp's
+ * method 0, DELETE, is then only a default: a real DELETE maps to EKV_HTTP_DELETE). */
+static const char *method_name(const struct ekv_http_req *req)
+{
+    const char *m = ekv_http_req_method_name(req);
+
+    return ekv_http_req_method(req) == EKV_HTTP_OTHER && strcmp(m, "DELETE") == 0 ? "-" : m;
+}
+
+/* One line per answered request, when access-log is set. */
+static void access_log(struct worker *w, struct ekv_http_req *req, int status)
+{
+    struct ekv_alog_entry e = {.status = status};
+    char peer[48];
+    struct timeval tv;
+
+    ekv_http_req_peer(req, peer, sizeof(peer));
+    e.peer = peer;
+    e.method = method_name(req);
+    e.path = ekv_http_req_path(req, &e.path_len);
+    e.query = ekv_http_req_query(req, &e.query_len);
+    e.minor = ekv_http_req_minor(req);
+    e.bytes = ekv_http_req_resp_bytes(req);
+    e.duration_us = ekv_http_req_elapsed_us(req);
+    e.cache_status = ekv_http_req_resp_header(req, "cache-status", &e.cache_status_len);
+    event_base_gettimeofday_cached(w->base, &tv);
+    if (!ekv_alog_append(&w->alog, &e, (long long)tv.tv_sec))
+        alog_lost(w, 1, "the file does not keep up (8 MiB unwritten)");
+    if (evbuffer_get_length(w->alog.buf) >= EKV_ALOG_FLUSH_BYTES)
+        alog_flush(w);
+}
+
+/* Answers that say the client is at fault in a way an operator may want to know about:
+ * broken framing, limits, authentication. Logged at info, rate-limited per client. */
+static bool client_error(int status)
+{
+    switch (status) {
+    case 400: case 401: case 403: case 408: case 413: case 414: case 431:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* "client ADDR: STATUS REASON (METHOD)", at most one line per client every 10 s. Never the path
+ * or a header: key names and tokens stay out of the log (no request is logged at info). */
+static void log_client_error(struct worker *w, struct ekv_http_req *req, int status)
+{
+    char peer[48], method[32], more[96] = "";
+    unsigned suppressed, capped;
+    const char *m = method_name(req);
+    bool allow;
+
+    ekv_http_req_peer(req, peer, sizeof(peer));
+    pthread_mutex_lock(&w->srv->errlog_lock);
+    allow = ekv_ratelimit_allow(&w->srv->errlog, peer, mono_ms(), &suppressed, &capped);
+    pthread_mutex_unlock(&w->srv->errlog_lock);
+    if (!allow)
+        return;
+    ekv_log_escape(method, sizeof(method), m, strlen(m));
+    if (suppressed > 0 || capped > 0)
+        snprintf(more, sizeof(more), "; %u more from this client and %u from others not logged",
+                 suppressed, capped);
+    ekv_log(EKV_LOG_INFO, "client %s: %d %s (%s%s)", peer, status, ekv_http_reason(status),
+            method, more);
+}
+
+/* The HTTP server's hooks: the API's, plus the access log and client error lines. */
+static uint64_t hook_head(struct ekv_http_req *req, void *arg)
+{
+    struct worker *w = arg;
+
+    return w->api_hooks.on_head(req, w->api_hooks.arg);
+}
+
+static void hook_request(struct ekv_http_req *req, void *arg)
+{
+    struct worker *w = arg;
+
+    w->api_hooks.on_request(req, w->api_hooks.arg);
+}
+
+static void hook_done(struct ekv_http_req *req, int status, void *arg)
+{
+    struct worker *w = arg;
+
+    if (w->api_hooks.on_done != NULL)
+        w->api_hooks.on_done(req, status, w->api_hooks.arg);
+    if (w->snap->alog_fd >= 0)
+        access_log(w, req, status);
+    if (client_error(status) && ekv_log_threshold <= EKV_LOG_INFO)
+        log_client_error(w, req, status);
+}
+
+/* Runs on the worker's loop: switch to the snapshot the main thread posted. */
+static void worker_apply_conf(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct snapshot *s = atomic_exchange(&w->next, NULL), *old;
+
+    if (s == NULL)
+        return; /* an earlier callback applied it already */
+    alog_flush(w); /* what is buffered belongs to the previous file (logrotate) */
+    old = w->snap;
+    w->snap = s; /* the reference posted with it */
+    ekv_api_set_conf(w->api, s->conf);
+    snap_unref(old); /* the API no longer reads it (ekv_api_set_conf) */
+    atomic_store(&w->applied_gen, s->gen);
+    event_active(w->srv->reload_ack, EV_TIMEOUT, 1);
+}
 
 static void check_drained(struct worker *w)
 {
@@ -145,10 +388,13 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
                     srv->max_conns);
         }
         refuse(fd);
+        ekv_metrics_connection(l->w->mw, true);
         return;
     }
     if (ekv_http_server_adopt(l->w->http, fd, l->tag) != EKV_OK)
         atomic_fetch_sub(&srv->nconns, 1);
+    else
+        ekv_metrics_connection(l->w->mw, false);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -205,7 +451,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void worker_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    uint64_t ms = w->srv->conf->shutdown_timeout_ms;
+    uint64_t ms = w->srv->shutdown_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
     w->draining = true;
@@ -235,6 +481,7 @@ static void *worker_main(void *arg)
     w->origin = NULL;
     ekv_http_server_free(w->http); /* requests still held by handlers become orphans */
     w->http = NULL;
+    alog_flush(w);
     atomic_fetch_add(&w->srv->nfinished, 1);
     event_active(w->srv->worker_done, EV_TIMEOUT, 1);
     return NULL;
@@ -281,14 +528,17 @@ static void gauges(void *arg, struct ekv_metrics_gauges *g)
 static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char *err,
                        size_t errlen)
 {
-    const struct ekv_conf *conf = srv->conf;
+    const struct ekv_conf *conf = srv->snap->conf;
     struct ekv_http_limits limits = {
         .max_header_bytes = conf->max_header_bytes,
         .header_timeout_ms = conf->header_timeout_ms,
         .idle_timeout_ms = conf->idle_timeout_ms,
         .max_pipeline = PIPELINE_DEPTH,
     };
-    struct ekv_http_hooks hooks = {.on_closed = on_conn_closed, .closed_arg = w};
+    struct ekv_http_hooks hooks = {.on_head = hook_head, .on_request = hook_request,
+                                   .on_done = hook_done, .arg = w,
+                                   .on_closed = on_conn_closed, .closed_arg = w};
+    struct timeval flush_every = {ALOG_FLUSH_MS / 1000, (ALOG_FLUSH_MS % 1000) * 1000};
     struct ekv_origin_opts oopts = {
         .addr = &srv->origin_addr,
         .timeout_ms = conf->origin_timeout_ms,
@@ -297,6 +547,12 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
 
     w->srv = srv;
     w->id = id;
+    w->mw = ekv_metrics_worker(srv->metrics, id);
+    snap_ref(srv->snap);
+    w->snap = srv->snap;
+    atomic_init(&w->next, NULL);
+    atomic_init(&w->applied_gen, srv->snap->gen);
+    ekv_alog_init(&w->alog);
     w->base = event_base_new();
     if (w->base == NULL) {
         snprintf(err, errlen, "cannot create an event loop");
@@ -323,10 +579,12 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
         };
         w->api = ekv_api_new(&deps);
     }
-    ekv_api_hooks(w->api, &hooks);
+    ekv_api_hooks(w->api, &w->api_hooks);
     w->http = ekv_http_server_new(w->base, &limits, &hooks);
     w->deadline = evtimer_new(w->base, on_deadline, w);
-    if (w->deadline == NULL) {
+    w->alog_timer = event_new(w->base, -1, EV_PERSIST, on_alog_timer, w);
+    if (w->deadline == NULL || w->alog_timer == NULL ||
+        evtimer_add(w->alog_timer, &flush_every) != 0) {
         snprintf(err, errlen, "cannot create a timer");
         return EKV_ERROR;
     }
@@ -366,6 +624,12 @@ static void worker_deinit(struct worker *w)
     ekv_free(w->scripts);
     if (w->deadline != NULL)
         event_free(w->deadline);
+    if (w->alog_timer != NULL)
+        event_free(w->alog_timer);
+    ekv_alog_deinit(&w->alog);
+    snap_unref(atomic_exchange(&w->next, NULL));
+    snap_unref(w->snap);
+    w->snap = NULL;
     if (w->base != NULL)
         event_base_free(w->base);
 }
@@ -394,7 +658,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         ekv_log(EKV_LOG_INFO,
                 "%s: shutting down: no new connections, draining %u for up to %llu ms",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", atomic_load(&srv->nconns),
-                (unsigned long long)srv->conf->shutdown_timeout_ms);
+                (unsigned long long)srv->shutdown_ms);
         for (unsigned i = 0; i < srv->nworkers; i++)
             post(&srv->workers[i], worker_drain);
     } else {
@@ -404,10 +668,120 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* Hands snapshot @s to worker @w: it switches on its own loop (worker_apply_conf). */
+static void post_snapshot(struct worker *w, struct snapshot *s)
+{
+    struct timeval now = {0, 0};
+
+    snap_ref(s);
+    /* a snapshot posted before and not applied yet is superseded: the worker skips it */
+    snap_unref(atomic_exchange(&w->next, s));
+    if (event_base_once(w->base, -1, EV_TIMEOUT, worker_apply_conf, w, &now) != 0)
+        ekv_log(EKV_LOG_ERROR, "cannot signal worker %u", w->id);
+}
+
+/* Main thread: a worker applied a snapshot. Once all run the newest one, say so. */
+static void on_reload_ack(evutil_socket_t fd, short what, void *arg)
+{
+    struct ekv_server *srv = arg;
+
+    if (srv->gen_logged >= srv->snap->gen)
+        return;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].started && atomic_load(&srv->workers[i].applied_gen) < srv->snap->gen)
+            return;
+    srv->gen_logged = srv->snap->gen;
+    ekv_log(EKV_LOG_INFO, "configuration reloaded: %s",
+            srv->reload_changed[0] != '\0' ? srv->reload_changed : "nothing changed");
+}
+
+/* Warnings about a new configuration that is valid but may not do what the operator expects. */
+static void reload_warnings(struct ekv_server *srv, const struct ekv_conf *old,
+                            const struct ekv_conf *next)
+{
+    if (next->api_tokens.count == 0 && old->api_tokens.count > 0)
+        ekv_log(EKV_LOG_WARN, "no api-token is set any more: edgekv runs open (development "
+                              "mode); anyone who can connect may read and write");
+    if (srv->cache != NULL && next->cache_max_item_bytes > srv->shard_bytes &&
+        next->cache_max_item_bytes > old->cache_max_item_bytes)
+        ekv_log(EKV_LOG_WARN,
+                "cache-max-item-bytes %llu is more than the item cache holds in one piece (%llu "
+                "bytes, sized at start-up): larger values are not cached until a restart",
+                (unsigned long long)next->cache_max_item_bytes,
+                (unsigned long long)srv->shard_bytes);
+    if (srv->inval != NULL && next->max_staleness_ms < 2 * srv->heartbeat_ms)
+        ekv_log(EKV_LOG_WARN,
+                "max-staleness %llu ms is close to the invalidation heartbeat interval (%llu ms, "
+                "set from max-staleness at start-up): many reads will bypass the cache until "
+                "edgekv is restarted",
+                (unsigned long long)next->max_staleness_ms,
+                (unsigned long long)srv->heartbeat_ms);
+}
+
+/*
+ * SIGHUP: reads the configuration again (the same file and command line), keeps the running
+ * values of what needs a restart, validates, reopens the access log, then hands the new
+ * snapshot to every worker. On any error the running configuration stays as it is.
+ */
+static void reload(struct ekv_server *srv)
+{
+    const struct ekv_conf *old = srv->snap->conf;
+    struct ekv_conf *next;
+    struct snapshot *s, *prev;
+    char err[1024], changed[sizeof(srv->reload_changed)], restart[512];
+    bool same_service;
+    int fd = -1;
+
+    next = srv->reload_cb(srv->reload_arg, err, sizeof(err));
+    if (next == NULL)
+        goto fail;
+    if (ekv_conf_reload_merge(next, old, changed, sizeof(changed), restart, sizeof(restart)) > 0)
+        ekv_log(EKV_LOG_WARN, "configuration reload: %s changed but need%s a restart; the running "
+                              "value%s kept until then",
+                restart, strchr(restart, ',') != NULL ? "" : "s",
+                strchr(restart, ',') != NULL ? "s are" : " is");
+    if (ekv_conf_validate(next, err, sizeof(err)) != EKV_OK ||
+        open_access_log(next, &fd, err, sizeof(err)) != EKV_OK) {
+        ekv_conf_free(next);
+        goto fail;
+    }
+    reload_warnings(srv, old, next);
+    same_service = old->service_id == NULL
+                       ? next->service_id == NULL
+                       : next->service_id != NULL && strcmp(old->service_id, next->service_id) == 0;
+    if (srv->names != NULL && !same_service)
+        ekv_cache_flush(srv->names); /* /kv/{name} now resolves through another service's links */
+    memcpy(srv->reload_changed, changed, sizeof(changed));
+    ekv_log_set_level(next->log_level);
+    s = snap_new(next, fd, srv->snap->gen + 1);
+    prev = srv->snap;
+    srv->snap = s;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].started)
+            post_snapshot(&srv->workers[i], s);
+    snap_unref(prev);
+    ekv_metrics_reload(srv->metrics, true);
+    return;
+fail:
+    ekv_metrics_reload(srv->metrics, false);
+    ekv_log(EKV_LOG_ERROR, "configuration reload failed: %s; keeping the running configuration",
+            err);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-    ekv_log(EKV_LOG_WARN, "SIGHUP: configuration reload is not supported yet; restart edgekv "
-                          "to apply a new configuration");
+    struct ekv_server *srv = arg;
+
+    if (srv->stop_signals > 0) {
+        ekv_log(EKV_LOG_INFO, "SIGHUP: ignored while shutting down");
+        return;
+    }
+    if (srv->reload_cb == NULL) {
+        ekv_log(EKV_LOG_WARN, "SIGHUP: this server has no configuration to reload");
+        return;
+    }
+    ekv_log(EKV_LOG_INFO, "SIGHUP: reloading the configuration");
+    reload(srv);
 }
 
 static void on_worker_done(evutil_socket_t fd, short what, void *arg)
@@ -423,9 +797,10 @@ static void on_worker_done(evutil_socket_t fd, short what, void *arg)
 static void fit_fd_limit(struct ekv_server *srv)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)srv->conf->max_connections + FD_RESERVE + 4 * srv->nworkers;
+    const struct ekv_conf *conf = srv->snap->conf;
+    rlim_t need = (rlim_t)conf->max_connections + FD_RESERVE + 4 * srv->nworkers;
 
-    srv->max_conns = srv->conf->max_connections;
+    srv->max_conns = conf->max_connections;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
         return;
     rlim_t old = rl.rlim_cur;
@@ -438,35 +813,40 @@ static void fit_fd_limit(struct ekv_server *srv)
         ekv_log(EKV_LOG_WARN,
                 "max-connections %u needs %llu open files but the limit is %llu: serving at "
                 "most %u connections (raise the limit with ulimit -n or LimitNOFILE=)",
-                srv->conf->max_connections, (unsigned long long)need,
+                conf->max_connections, (unsigned long long)need,
                 (unsigned long long)rl.rlim_cur, srv->max_conns);
     }
 }
 
 /* Resolves the origin's host once, at start-up: hiredis would resolve it on every reconnect
- * with a blocking getaddrinfo() on the worker's loop. */
+ * with a blocking getaddrinfo() on the worker's loop. Fills srv->origin_addr with copies. */
 static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
 {
-    const struct ekv_conf_origin *o = &srv->conf->origin;
+    const struct ekv_conf_origin *o = &srv->snap->conf->origin;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char ip[64];
     int rc;
 
-    srv->origin_addr = *o;
-    if (o->unix_path != NULL)
+    srv->origin_addr.port = o->port;
+    srv->origin_addr.db = o->db;
+    srv->origin_addr.user = o->user != NULL ? ekv_strdup(o->user) : NULL;
+    srv->origin_addr.password = o->password != NULL ? ekv_strdup(o->password) : NULL;
+    if (o->unix_path != NULL) {
+        srv->origin_addr.unix_path = ekv_strdup(o->unix_path);
         return EKV_OK;
+    }
     rc = getaddrinfo(o->host, NULL, &hints, &res);
     if (rc != 0) {
         snprintf(err, errlen, "cannot resolve the origin host %s: %s", o->host, gai_strerror(rc));
         return EKV_ERROR;
     }
-    rc = getnameinfo(res->ai_addr, res->ai_addrlen, srv->origin_ip, sizeof(srv->origin_ip), NULL,
-                     0, NI_NUMERICHOST);
+    rc = getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
     freeaddrinfo(res);
     if (rc != 0) {
         snprintf(err, errlen, "cannot resolve the origin host %s: %s", o->host, gai_strerror(rc));
         return EKV_ERROR;
     }
-    srv->origin_addr.host = srv->origin_ip;
+    srv->origin_addr.host = ekv_strdup(ip);
     return EKV_OK;
 }
 
@@ -503,31 +883,57 @@ static uint64_t random_seed(void)
     return seed;
 }
 
+#define CACHE_SHARDS_MAX 64     /* lock striping of the item cache */
+#define CACHE_ITEMS_PER_SHARD 4 /* largest cacheable entries a shard's share must hold */
+
+/*
+ * The item cache's shard count: each shard evicts within its own share of the budget, so an
+ * entry must fit in one share. As many shards as possible (fewer locks contended) while a share
+ * still holds a few entries of cache-max-item-bytes (a small cache gets fewer shards).
+ */
+static unsigned cache_shards(uint64_t budget, uint64_t max_item)
+{
+    unsigned n = CACHE_SHARDS_MAX;
+
+    while (n > 1 && budget / n < CACHE_ITEMS_PER_SHARD * max_item)
+        n /= 2;
+    return n;
+}
+
 /* The shared caches and the invalidation link, unless cache-max-bytes is 0. */
 static void cache_init(struct ekv_server *srv)
 {
-    const struct ekv_conf *conf = srv->conf;
+    const struct ekv_conf *conf = srv->snap->conf;
     uint64_t names_bytes = EKV_MIN(conf->cache_max_bytes / 16, (uint64_t)8 << 20);
     struct ekv_cache_limits items = {.max_bytes = conf->cache_max_bytes - names_bytes,
+                                     .max_item_bytes = conf->cache_max_item_bytes,
                                      .seed = random_seed()};
     struct ekv_cache_limits names = {.max_bytes = names_bytes, .nshards = 4,
                                      .seed = random_seed()};
     const char *suffix[3] = {EKV_API_ITEM_PREFIX, "stores", "links:"};
-    char hb[128];
     struct ekv_inval_opts io = {
         .addr = &srv->origin_addr,
         .nprefixes = 3,
-        .heartbeat_channel = hb,
+        .heartbeat_channel = srv->heartbeat_channel,
         .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
         .stall_ms = conf->max_staleness_ms,
         .timeout_ms = conf->origin_timeout_ms,
     };
     struct ekv_inval_hooks hooks = {.on_key = on_inval_key, .on_flush = on_inval_flush, .arg = srv};
 
+    srv->heartbeat_ms = io.heartbeat_ms;
     if (conf->cache_max_bytes == 0) {
         ekv_log(EKV_LOG_INFO, "cache-max-bytes is 0: no edge cache, every read goes to Redis");
         return;
     }
+    items.nshards = cache_shards(items.max_bytes, conf->cache_max_item_bytes);
+    srv->shard_bytes = items.max_bytes / items.nshards;
+    if (conf->cache_max_item_bytes > srv->shard_bytes)
+        ekv_log(EKV_LOG_WARN,
+                "cache-max-item-bytes %llu is more than the item cache holds in one piece "
+                "(%llu bytes with cache-max-bytes %llu): larger values are never cached",
+                (unsigned long long)conf->cache_max_item_bytes,
+                (unsigned long long)srv->shard_bytes, (unsigned long long)conf->cache_max_bytes);
     srv->cache = ekv_cache_new(&items);
     srv->names = ekv_cache_new(&names);
     for (int i = 0; i < 3; i++) {
@@ -537,19 +943,28 @@ static void cache_init(struct ekv_server *srv)
     }
     srv->item_prefix_len = strlen(srv->prefixes[0]);
     io.prefixes = (const char *const *)srv->prefixes;
-    snprintf(hb, sizeof(hb), "%sheartbeat", conf->ns);
+    snprintf(srv->heartbeat_channel, sizeof(srv->heartbeat_channel), "%sheartbeat", conf->ns);
     srv->inval = ekv_inval_new(srv->base, &io, &hooks);
 }
 
-struct ekv_server *ekv_server_new(const struct ekv_conf *conf, char *err, size_t errlen)
+struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errlen)
 {
     struct ekv_server *srv = ekv_calloc(1, sizeof(*srv));
     const struct ekv_conf_addr *addrs[NLISTENERS] = {&conf->listen, &conf->admin_listen};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int alog_fd;
 
-    srv->conf = conf;
     for (int i = 0; i < NLISTENERS; i++)
         srv->fds[i] = -1;
+    pthread_mutex_init(&srv->errlog_lock, NULL);
+    if (open_access_log(conf, &alog_fd, err, errlen) != EKV_OK) {
+        ekv_conf_free(conf);
+        pthread_mutex_destroy(&srv->errlog_lock);
+        ekv_free(srv);
+        return NULL;
+    }
+    srv->snap = snap_new(conf, alog_fd, 1);
+    srv->shutdown_ms = conf->shutdown_timeout_ms;
     srv->nworkers = conf->threads != 0 ? conf->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
     if (evthread_use_pthreads() != 0) {
         snprintf(err, errlen, "libevent has no pthreads support");
@@ -577,8 +992,10 @@ struct ekv_server *ekv_server_new(const struct ekv_conf *conf, char *err, size_t
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
     srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
     srv->worker_done = event_new(srv->base, -1, 0, on_worker_done, srv);
+    srv->reload_ack = event_new(srv->base, -1, 0, on_reload_ack, srv);
     if (srv->sig_term == NULL || srv->sig_int == NULL || srv->sig_hup == NULL ||
-        srv->worker_done == NULL || evsignal_add(srv->sig_term, NULL) != 0 ||
+        srv->worker_done == NULL || srv->reload_ack == NULL ||
+        evsignal_add(srv->sig_term, NULL) != 0 ||
         evsignal_add(srv->sig_int, NULL) != 0 || evsignal_add(srv->sig_hup, NULL) != 0) {
         snprintf(err, errlen, "cannot set up signal handling");
         goto fail;
@@ -665,10 +1082,21 @@ void ekv_server_free(struct ekv_server *srv)
         event_free(srv->sig_hup);
     if (srv->worker_done != NULL)
         event_free(srv->worker_done);
+    if (srv->reload_ack != NULL)
+        event_free(srv->reload_ack);
     if (srv->base != NULL)
         event_base_free(srv->base);
     for (int i = 0; i < NLISTENERS; i++)
         if (srv->fds[i] >= 0)
             close(srv->fds[i]);
+    snap_unref(srv->snap);
+    ekv_conf_origin_clear(&srv->origin_addr); /* after everything that borrowed it */
+    pthread_mutex_destroy(&srv->errlog_lock);
     ekv_free(srv);
+}
+
+void ekv_server_set_reload(struct ekv_server *srv, ekv_server_reload_cb *cb, void *arg)
+{
+    srv->reload_cb = cb;
+    srv->reload_arg = arg;
 }

@@ -11,7 +11,7 @@
  * invalidation link, stale-if-error (its bound, stale-if-error 0, the edge path), a failed
  * fill answering all its waiters, a slow reader keeping its zero-copy value, cached /kv names,
  * max-staleness with a silent Redis, /metrics counters, and cache-max-bytes 0.
- * Tests marked BUG fail against the current src/ (see their comments).
+ * Tests marked "Regression test" guard bugs this suite found (see their comments).
  *
  * Every test starts its own redis-server and edgekv (their options differ, and several tests
  * stop or kill Redis); the checked teardown stops edgekv with SIGTERM and expects a clean exit,

@@ -183,6 +183,7 @@ static void assert_defaults(const struct ekv_conf *c)
     ck_assert(!c->edge_read_public);
     ck_assert(c->protected_mode);
     ck_assert_int_eq(c->log_level, EKV_LOG_INFO);
+    ck_assert_ptr_null(c->access_log);
 }
 
 /* A value other than the default for every directive, as "name value" pairs. */
@@ -213,6 +214,7 @@ static const char *const every[][2] = {
     {"edge-read-public", "yes"},
     {"protected-mode", "no"},
     {"log-level", "debug"},
+    {"access-log", "/var/log/edgekv/access.log"},
 };
 
 static void assert_every(const struct ekv_conf *c)
@@ -252,6 +254,7 @@ static void assert_every(const struct ekv_conf *c)
     ck_assert(c->edge_read_public);
     ck_assert(!c->protected_mode);
     ck_assert_int_eq(c->log_level, EKV_LOG_DEBUG);
+    ck_assert_str_eq(c->access_log, "/var/log/edgekv/access.log");
 }
 
 /* ------------------------------------------------------------------ defaults */
@@ -987,6 +990,109 @@ START_TEST(test_equal)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ reload */
+
+/* A reload keeps the running value of what needs a restart and names what changed. */
+START_TEST(test_reload_merge)
+{
+    struct ekv_conf *running = ekv_conf_new(), *next = ekv_conf_new();
+    char changed[256], restart[256];
+
+    ck_assert_uint_eq(ekv_conf_reload_merge(next, running, changed, sizeof(changed), restart,
+                                            sizeof(restart)),
+                      0);
+    ck_assert_str_eq(changed, "");
+    ck_assert_str_eq(restart, "");
+    ck_assert_int_eq(ekv_conf_set(running, "api-token", "old", NULL, err, sizeof(err)), EKV_OK);
+    ck_assert_int_eq(ekv_conf_set(running, "admin-listen", "127.0.0.1:9090", NULL, err,
+                                  sizeof(err)),
+                     EKV_OK);
+    /* next: new tokens, TTLs, log level, access log; and a new listen, origin, threads */
+    static const char *const set[][2] = {
+        {"api-token", "new"},         {"read-token", "r"},
+        {"cache-max-ttl", "10s"},     {"log-level", "debug"},
+        {"access-log", "/tmp/a.log"}, {"listen", "127.0.0.1:9"},
+        {"origin", "redis://:pw@10.0.0.1:6380/2"}, {"threads", "7"},
+        {"admin-listen", ""},        {"namespace", "other:"},
+    };
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+        ck_assert_msg(ekv_conf_set(next, set[i][0], set[i][1], NULL, err, sizeof(err)) == EKV_OK,
+                      "%s", err);
+    ck_assert_uint_eq(ekv_conf_reload_merge(next, running, changed, sizeof(changed), restart,
+                                            sizeof(restart)),
+                      5);
+    ck_assert_str_eq(changed, "cache-max-ttl, api-token, read-token, log-level, access-log");
+    ck_assert_str_eq(restart, "listen, admin-listen, origin, namespace, threads");
+    /* what needs a restart is back to the running values, deep copies included */
+    ck_assert_str_eq(next->listen.host, "127.0.0.1");
+    ck_assert_uint_eq(next->listen.port, 8080);
+    ck_assert_str_eq(next->admin_listen.host, "127.0.0.1");
+    ck_assert_uint_eq(next->admin_listen.port, 9090);
+    ck_assert_str_eq(next->origin_url, "redis://127.0.0.1:6379/0");
+    ck_assert_str_eq(next->origin.host, "127.0.0.1");
+    ck_assert_uint_eq(next->origin.port, 6379);
+    ck_assert_ptr_null(next->origin.password);
+    ck_assert_str_eq(next->ns, "edgekv:");
+    ck_assert_uint_eq(next->threads, 0);
+    /* the rest is new */
+    ck_assert_str_eq(next->api_tokens.items[0], "new");
+    ck_assert_uint_eq(next->cache_max_ttl_ms, 10000);
+    ck_assert_int_eq(next->log_level, EKV_LOG_DEBUG);
+    ck_assert_str_eq(next->access_log, "/tmp/a.log");
+    ekv_conf_free(running); /* next owns its own copies */
+    ck_assert_str_eq(next->admin_listen.host, "127.0.0.1");
+    /* merging again changes nothing more */
+    running = next;
+    next = ekv_conf_new();
+    ck_assert_uint_eq(ekv_conf_reload_merge(next, running, changed, 8, restart, 8), 1);
+    ck_assert_str_eq(restart, "admin-l"); /* cut, never overflowing */
+    ck_assert_str_eq(changed, "cache-m");
+    ekv_conf_free(running);
+    ekv_conf_free(next);
+}
+END_TEST
+
+START_TEST(test_reloadable)
+{
+    static const char *const yes[] = {"api-token",     "read-token",     "edge-read-public",
+                                      "log-level",     "cache-max-ttl",  "negative-ttl",
+                                      "max-staleness", "stale-if-error", "value-max-bytes",
+                                      "batch-max-bytes", "max-stores",   "cache-max-item-bytes",
+                                      "service-id",    "access-log",     "protected-mode"};
+    static const char *const no[] = {"listen",          "admin-listen",    "origin",
+                                     "namespace",       "threads",         "max-connections",
+                                     "cache-max-bytes", "origin-timeout",  "shutdown-timeout",
+                                     "max-header-bytes", "idle-timeout",   "header-timeout",
+                                     "no-such-directive"};
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        ck_assert_msg(ekv_conf_reloadable(yes[i]), "%s", yes[i]);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        ck_assert_msg(!ekv_conf_reloadable(no[i]), "%s", no[i]);
+}
+END_TEST
+
+START_TEST(test_access_log)
+{
+    conf = ekv_conf_new();
+    ck_assert_int_eq(ekv_conf_set(conf, "access-log", "/var/log/a.log", "t:1", err, sizeof(err)),
+                     EKV_OK);
+    ck_assert_str_eq(conf->access_log, "/var/log/a.log");
+    ck_assert_int_eq(ekv_conf_set(conf, "access-log", "", "t:2", err, sizeof(err)), EKV_OK);
+    ck_assert_ptr_null(conf->access_log);
+    ck_assert_int_eq(ekv_conf_set(conf, "access-log", "logs/a b.log", "t:3", err, sizeof(err)),
+                     EKV_OK);
+    ck_assert_str_eq(conf->access_log, "logs/a b.log");
+    ck_assert_int_eq(ekv_conf_set(conf, "access-log", "/a\tb", "t:4", err, sizeof(err)),
+                     EKV_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "t:4: access-log: "));
+    ck_assert_ptr_nonnull(strstr(err, "may not contain control characters"));
+    ck_assert_int_eq(ekv_conf_set(conf, "access-log", "/a\x7f", "t:5", err, sizeof(err)),
+                     EKV_EINVAL);
+    ck_assert_str_eq(conf->access_log, "logs/a b.log"); /* unchanged */
+}
+END_TEST
+
 /* ------------------------------------------------------------------ validation */
 
 START_TEST(test_protected_mode)
@@ -1184,7 +1290,7 @@ START_TEST(test_sample_documents_everything)
         if (strchr(p, '\n') == NULL)
             break;
     }
-    ck_assert_uint_eq(uncommented, sizeof(every) / sizeof(every[0]) - 4);
+    ck_assert_uint_eq(uncommented, sizeof(every) / sizeof(every[0]) - 5); /* 5 empty defaults */
     {
         char *copy = malloc(strlen(sample) + 1), *o = copy;
         for (p = sample; *p != '\0';) {
@@ -1244,6 +1350,9 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_quotes_and_comments);
     tcase_add_test(tc, test_set_where);
     tcase_add_test(tc, test_equal);
+    tcase_add_test(tc, test_reload_merge);
+    tcase_add_test(tc, test_reloadable);
+    tcase_add_test(tc, test_access_log);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
