@@ -926,6 +926,8 @@ static void cache_init(struct ekv_server *srv)
         ekv_log(EKV_LOG_INFO, "cache-max-bytes is 0: no edge cache, every read goes to Redis");
         return;
     }
+    /* the cache would pick the same count from max_item_bytes; the share is needed here */
+    items.max_item_bytes = conf->cache_max_item_bytes;
     items.nshards = cache_shards(items.max_bytes, conf->cache_max_item_bytes);
     srv->shard_bytes = items.max_bytes / items.nshards;
     if (conf->cache_max_item_bytes > srv->shard_bytes)
