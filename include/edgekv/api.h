@@ -26,6 +26,9 @@ struct ekv_api_deps {
     struct ekv_mailbox *mailbox; /* this worker's: where coalesced readers are answered */
     struct ekv_metrics *metrics;
     unsigned worker;             /* this worker's index (its metrics) */
+    /** True when every worker's origin connection is up (for /readyz: a client may land on
+     * any worker). NULL: this worker's alone. */
+    bool (*origins_up)(void *arg);
     /** Fills the gauges other modules own, for /metrics (any worker thread). */
     void (*gauges)(void *arg, struct ekv_metrics_gauges *g);
     void *gauges_arg;

@@ -139,6 +139,9 @@ struct ekv_cache_stats {
     uint64_t flushes;
 };
 
+/** The budget of one shard: no entry larger than this is ever stored. */
+uint64_t ekv_cache_shard_bytes(const struct ekv_cache *cache);
+
 /** Sums the shards' counters (takes each shard's lock briefly). */
 void ekv_cache_stats(struct ekv_cache *cache, struct ekv_cache_stats *st);
 

@@ -363,6 +363,10 @@ void ekv_service_version(struct ekv_api *api, struct ekv_http_req *req,
                          const struct ekv_route_capture *cap);
 void ekv_service_versions(struct ekv_api *api, struct ekv_http_req *req,
                           const struct ekv_route_capture *cap);
+void ekv_service_version_clone(struct ekv_api *api, struct ekv_http_req *req,
+                               const struct ekv_route_capture *cap);
+void ekv_service_details(struct ekv_api *api, struct ekv_http_req *req,
+                         const struct ekv_route_capture *cap);
 void ekv_links_collection(struct ekv_api *api, struct ekv_http_req *req,
                           const struct ekv_route_capture *cap);
 void ekv_links_one(struct ekv_api *api, struct ekv_http_req *req,

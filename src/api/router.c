@@ -68,7 +68,8 @@ static void h_healthz(struct ekv_api *api, struct ekv_http_req *req,
 static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
                      const struct ekv_route_capture *cap)
 {
-    bool origin = ekv_origin_connected(api->origin);
+    bool origin = api->d.origins_up != NULL ? api->d.origins_up(api->d.gauges_arg)
+                                            : ekv_origin_connected(api->origin);
     bool inval = api->d.inval == NULL ||
                  ekv_inval_fresh(api->d.inval, ekv_api_now_ms(), api->conf->max_staleness_ms);
     const char *reason = api->draining ? "shutting down"
@@ -124,8 +125,12 @@ static const struct ekv_route routes[] = {
      ekv_batch_handle, EKV_MR_BATCH},
     {"/kv/*/**", READ_METHODS | M(PUT) | M(DELETE), false, true, EKV_BODY_VALUE, ekv_edge_check,
      ekv_edge_handle, EKV_MR_EDGE},
+    {"/service/*/details", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_details,
+     EKV_MR_LINKS},
     {"/service/*/version", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_versions,
      EKV_MR_LINKS},
+    {"/service/*/version/*/clone", M(PUT), false, false, EKV_BODY_SMALL, NULL,
+     ekv_service_version_clone, EKV_MR_LINKS},
     {"/service/*/version/*", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_version,
      EKV_MR_LINKS},
     {"/service/*/version/*/resource", M(GET) | M(POST), false, false, EKV_BODY_SMALL, NULL,

@@ -633,6 +633,11 @@ void ekv_cache_flush(struct ekv_cache *c)
     atomic_fetch_add_explicit(&c->flushes, 1, memory_order_relaxed);
 }
 
+uint64_t ekv_cache_shard_bytes(const struct ekv_cache *c)
+{
+    return c->max_bytes / c->nshards;
+}
+
 void ekv_cache_stats(struct ekv_cache *c, struct ekv_cache_stats *st)
 {
     memset(st, 0, sizeof(*st));

@@ -33,6 +33,7 @@
 #include "edgekv/alloc.h"
 #include "edgekv/api.h"
 #include "edgekv/cache.h"
+#include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/fill.h"
 #include "edgekv/http.h"
@@ -130,14 +131,6 @@ struct ekv_server {
     struct ekv_metrics *metrics;
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---------------------------------------------------------------- configuration snapshots */
 
 /* A snapshot of @conf (taken over) with the access log @fd (taken over, or -1): one reference. */
@@ -190,7 +183,7 @@ static int open_access_log(const struct ekv_conf *conf, int *fd, char *err, size
 /* Counts @n access log lines lost, and says so (at most every WARN_EVERY_MS per worker). */
 static void alog_lost(struct worker *w, size_t n, const char *why)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = ekv_mono_ms();
 
     ekv_metrics_access_log_dropped(w->mw, n);
     w->alog_dropped += n;
@@ -282,7 +275,7 @@ static void log_client_error(struct worker *w, struct ekv_http_req *req, int sta
 
     ekv_http_req_peer(req, peer, sizeof(peer));
     pthread_mutex_lock(&w->srv->errlog_lock);
-    allow = ekv_ratelimit_allow(&w->srv->errlog, peer, mono_ms(), &suppressed, &capped);
+    allow = ekv_ratelimit_allow(&w->srv->errlog, peer, ekv_mono_ms(), &suppressed, &capped);
     pthread_mutex_unlock(&w->srv->errlog_lock);
     if (!allow)
         return;
@@ -381,7 +374,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     /* the admin listener is exempt, so operators can still scrape a saturated POP */
     if (n >= srv->max_conns && l->tag == EKV_API_TAG_MAIN) {
         atomic_fetch_sub(&srv->nconns, 1);
-        uint64_t now = mono_ms();
+        uint64_t now = ekv_mono_ms();
         if (now - l->last_warn > 10000) {
             l->last_warn = now;
             ekv_log(EKV_LOG_WARN, "max-connections (%u) reached: refusing new connections",
@@ -410,7 +403,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     struct listener *l = arg;
     int e = EVUTIL_SOCKET_ERROR();
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-    uint64_t now = mono_ms();
+    uint64_t now = ekv_mono_ms();
 
     if (e == EINVAL) { /* the socket was shut down: we are stopping */
         evconnlistener_disable(evl);
@@ -485,6 +478,17 @@ static void *worker_main(void *arg)
     atomic_fetch_add(&w->srv->nfinished, 1);
     event_active(w->srv->worker_done, EV_TIMEOUT, 1);
     return NULL;
+}
+
+/* /readyz: every worker can reach Redis (each has its own connection). */
+static bool origins_up(void *arg)
+{
+    struct ekv_server *srv = arg;
+
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].origin == NULL || !ekv_origin_connected(srv->workers[i].origin))
+            return false;
+    return true;
 }
 
 /* /metrics: the values other modules own (any worker thread). */
@@ -575,6 +579,7 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
             .metrics = srv->metrics,
             .worker = id,
             .gauges = gauges,
+            .origins_up = origins_up,
             .gauges_arg = srv,
         };
         w->api = ekv_api_new(&deps);
@@ -877,27 +882,10 @@ static uint64_t random_seed(void)
     FILE *f = fopen("/dev/urandom", "rb");
 
     if (f == NULL || fread(&seed, sizeof(seed), 1, f) != 1)
-        seed = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
+        seed = (uint64_t)ekv_mono_ms() ^ ((uint64_t)getpid() << 32);
     if (f != NULL)
         fclose(f);
     return seed;
-}
-
-#define CACHE_SHARDS_MAX 64     /* lock striping of the item cache */
-#define CACHE_ITEMS_PER_SHARD 4 /* largest cacheable entries a shard's share must hold */
-
-/*
- * The item cache's shard count: each shard evicts within its own share of the budget, so an
- * entry must fit in one share. As many shards as possible (fewer locks contended) while a share
- * still holds a few entries of cache-max-item-bytes (a small cache gets fewer shards).
- */
-static unsigned cache_shards(uint64_t budget, uint64_t max_item)
-{
-    unsigned n = CACHE_SHARDS_MAX;
-
-    while (n > 1 && budget / n < CACHE_ITEMS_PER_SHARD * max_item)
-        n /= 2;
-    return n;
 }
 
 /* The shared caches and the invalidation link, unless cache-max-bytes is 0. */
@@ -926,17 +914,15 @@ static void cache_init(struct ekv_server *srv)
         ekv_log(EKV_LOG_INFO, "cache-max-bytes is 0: no edge cache, every read goes to Redis");
         return;
     }
-    /* the cache would pick the same count from max_item_bytes; the share is needed here */
-    items.max_item_bytes = conf->cache_max_item_bytes;
-    items.nshards = cache_shards(items.max_bytes, conf->cache_max_item_bytes);
-    srv->shard_bytes = items.max_bytes / items.nshards;
+    /* the cache sizes its shards so that each holds a few of the largest entries */
+    srv->cache = ekv_cache_new(&items);
+    srv->shard_bytes = ekv_cache_shard_bytes(srv->cache);
     if (conf->cache_max_item_bytes > srv->shard_bytes)
         ekv_log(EKV_LOG_WARN,
                 "cache-max-item-bytes %llu is more than the item cache holds in one piece "
                 "(%llu bytes with cache-max-bytes %llu): larger values are never cached",
                 (unsigned long long)conf->cache_max_item_bytes,
                 (unsigned long long)srv->shard_bytes, (unsigned long long)conf->cache_max_bytes);
-    srv->cache = ekv_cache_new(&items);
     srv->names = ekv_cache_new(&names);
     for (int i = 0; i < 3; i++) {
         size_t n = strlen(conf->ns) + strlen(suffix[i]) + 1;
