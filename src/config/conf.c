@@ -267,29 +267,34 @@ static const char *check_word(const char *v)
     return NULL;
 }
 
-/* "32kb", "1mb", "100b": the largest unit that divides @v exactly. */
+struct unit {
+    uint64_t mult;
+    const char *name;
+};
+
+/* @v with the largest of @units (largest first; the last has mult 1) that divides it exactly:
+ * "32kb", "1mb", "100b", "3s", "250ms"; 0 is written bare. */
+static void fmt_units(char *buf, size_t len, uint64_t v, const struct unit *units)
+{
+    const struct unit *u = units;
+
+    while (u->mult != 1 && (v == 0 || v % u->mult != 0))
+        u++;
+    snprintf(buf, len, "%" PRIu64 "%s", v / u->mult, v == 0 ? "" : u->name);
+}
+
 static void fmt_size(char *buf, size_t len, uint64_t v)
 {
-    if (v != 0 && v % GB == 0)
-        snprintf(buf, len, "%" PRIu64 "gb", v / GB);
-    else if (v != 0 && v % MB == 0)
-        snprintf(buf, len, "%" PRIu64 "mb", v / MB);
-    else if (v != 0 && v % KB == 0)
-        snprintf(buf, len, "%" PRIu64 "kb", v / KB);
-    else
-        snprintf(buf, len, "%" PRIu64 "%s", v, v == 0 ? "" : "b");
+    static const struct unit units[] = {{GB, "gb"}, {MB, "mb"}, {KB, "kb"}, {1, "b"}};
+
+    fmt_units(buf, len, v, units);
 }
 
 static void fmt_duration(char *buf, size_t len, uint64_t ms)
 {
-    if (ms != 0 && ms % HOUR == 0)
-        snprintf(buf, len, "%" PRIu64 "h", ms / HOUR);
-    else if (ms != 0 && ms % MIN == 0)
-        snprintf(buf, len, "%" PRIu64 "m", ms / MIN);
-    else if (ms != 0 && ms % SEC == 0)
-        snprintf(buf, len, "%" PRIu64 "s", ms / SEC);
-    else
-        snprintf(buf, len, "%" PRIu64 "%s", ms, ms == 0 ? "" : "ms");
+    static const struct unit units[] = {{HOUR, "h"}, {MIN, "m"}, {SEC, "s"}, {1, "ms"}};
+
+    fmt_units(buf, len, ms, units);
 }
 
 static void fmt_bound(const struct directive *d, char *buf, size_t len, uint64_t v)
