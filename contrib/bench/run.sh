@@ -5,8 +5,8 @@
 #
 # Starts a private redis-server and edgekv (one worker thread, pinned to CPU 0), loads data,
 # and runs wrk (pinned to CPU 1) for: hot hits (100-byte values, random keys of the loaded
-# set), 90/10 read/write, all-miss (Cache-Control: no-cache: every request reads Redis) and
-# 64 KiB values. In the same run: nginx (one worker, CPU 0) serving a 100-byte static file, and
+# set), 90/10 read/write, all-miss (Cache-Control: no-cache: every request reads Redis), all-put
+# and 64 KiB values. In the same run: nginx (one worker, CPU 0) serving a 100-byte static file, and
 # redis-benchmark GET (same connection count, on CPU 1) as the origin's ceiling. Prints a table
 # of requests/s, p50 and p99, and the ratios edgekv-hit/nginx and edgekv-miss/redis-benchmark.
 # Needs: wrk, nginx (nginx-light), redis-server, redis-tools (redis-benchmark), curl, taskset.
@@ -137,10 +137,13 @@ wrk_run nginx-static "http://127.0.0.1:$nport/value" ""
 wrk_run edgekv-hit "$base" random_get.lua EKV_KEYS=$KEYS
 wrk_run edgekv-90r10w "$base" mixed.lua EKV_KEYS=$KEYS
 wrk_run edgekv-miss "$base" random_get.lua EKV_KEYS=$KEYS EKV_NO_CACHE=1
+wrk_run edgekv-put "$base" put.lua EKV_KEYS=$KEYS
 wrk_run edgekv-64k-hit "$base" random_get.lua EKV_KEYS=$BIG_KEYS EKV_PREFIX=big
 # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...
-taskset -c 1 redis-benchmark -s "$sock" -t get -n $((50000 * DURATION)) -c "$CONNS" -d 100 --csv \
-    2>/dev/null | awk -F'"' '$2 == "GET" {print "redis-benchmark-get", $4, $10, $14}' >>"$results"
+taskset -c 1 redis-benchmark -s "$sock" -t get,set -n $((50000 * DURATION)) -c "$CONNS" -d 100 \
+    --csv 2>/dev/null |
+    awk -F'"' '$2 == "GET" || $2 == "SET" {print "redis-benchmark-" tolower($2), $4, $10, $14}' \
+        >>"$results"
 
 # ---------------------------------------------------------------- report
 echo
@@ -153,4 +156,5 @@ get() { awk -v n="$1" '$1 == n {print $2}' "$results"; }
 echo
 echo "edgekv-hit / nginx-static:          $(ratio "$(get edgekv-hit)" "$(get nginx-static)")  (target >= 1.0)"
 echo "edgekv-miss / redis-benchmark GET:  $(ratio "$(get edgekv-miss)" "$(get redis-benchmark-get)")  (target >= 0.8)"
+echo "edgekv-put / redis-benchmark SET:   $(ratio "$(get edgekv-put)" "$(get redis-benchmark-set)")"
 echo "edgekv-hit p99: $(awk '$1 == "edgekv-hit" {print $4}' "$results") ms (target <= 1 ms)"

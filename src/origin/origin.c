@@ -23,6 +23,7 @@
 #include "edgekv/clock.h"
 #include "edgekv/log.h"
 #include "edgekv/origin.h"
+#include "edgekv/text.h"
 
 struct ekv_origin_op {
     TAILQ_ENTRY(ekv_origin_op) link; /* in o->inflight or o->failing */
@@ -80,8 +81,7 @@ static void finish(struct ekv_origin_op *op, int status, const redisReply *reply
 
 static void op_free(struct ekv_origin_op *op)
 {
-    if (op->cmd != NULL)
-        redisFreeCommand(op->cmd);
+    ekv_free(op->cmd);
     ekv_free(op);
 }
 
@@ -205,7 +205,7 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
         return op;
     }
     if (!op->is_script) { /* hiredis copied it; only scripts may need it again */
-        redisFreeCommand(op->cmd);
+        ekv_free(op->cmd);
         op->cmd = NULL;
     }
     op->deadline_ms = ekv_mono_ms() + o->timeout_ms;
@@ -217,53 +217,71 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
     return op;
 }
 
-static struct ekv_origin_op *op_new(struct ekv_origin *o, ekv_origin_cb *cb, void *arg, int argc,
-                                    const char **argv, const size_t *argvlen)
+/* One RESP array of bulk strings: the @npre parts of @pre, then @argc of @argv (lengths from
+ * the length arrays, or strlen when NULL). One allocation, no printf: every origin request is
+ * formatted here. */
+static char *format_resp(int npre, const char *const *pre, const size_t *prelen, int argc,
+                         const char **argv, const size_t *argvlen, size_t *outlen)
+{
+    size_t total = 24, len;
+    char *buf, *p;
+
+    for (int i = 0; i < npre + argc; i++) {
+        len = i < npre ? prelen[i]
+                       : (argvlen != NULL ? argvlen[i - npre] : strlen(argv[i - npre]));
+        total += 25 + len;
+    }
+    p = buf = ekv_malloc(total);
+    *p++ = '*';
+    p += ekv_fmt_u64(p, (uint64_t)(npre + argc));
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < npre + argc; i++) {
+        const char *a = i < npre ? pre[i] : argv[i - npre];
+        len = i < npre ? prelen[i]
+                       : (argvlen != NULL ? argvlen[i - npre] : strlen(argv[i - npre]));
+        *p++ = '$';
+        p += ekv_fmt_u64(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, a, len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *outlen = (size_t)(p - buf);
+    return buf;
+}
+
+static struct ekv_origin_op *op_new(struct ekv_origin *o, ekv_origin_cb *cb, void *arg)
 {
     struct ekv_origin_op *op = ekv_calloc(1, sizeof(*op));
-    long long n;
 
     op->o = o;
     op->cb = cb;
     op->arg = arg;
-    n = redisFormatCommandArgv(&op->cmd, argc, argv, argvlen);
-    if (n < 0) {
-        ekv_log(EKV_LOG_ERROR, "out of memory formatting a Redis command");
-        abort();
-    }
-    op->cmdlen = (size_t)n;
     return op;
 }
 
 struct ekv_origin_op *ekv_origin_cmd(struct ekv_origin *o, ekv_origin_cb *cb, void *arg, int argc,
                                      const char **argv, const size_t *argvlen)
 {
-    return submit(o, op_new(o, cb, arg, argc, argv, argvlen));
+    struct ekv_origin_op *op = op_new(o, cb, arg);
+
+    op->cmd = format_resp(0, NULL, NULL, argc, argv, argvlen, &op->cmdlen);
+    return submit(o, op);
 }
 
 struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_origin_cb *cb,
                                       void *arg, int nkeys, int argc, const char **argv,
                                       const size_t *argvlen)
 {
-    const char **v = ekv_calloc((size_t)argc + 3, sizeof(*v));
-    size_t *vl = ekv_calloc((size_t)argc + 3, sizeof(*vl));
-    char nk[16];
-    struct ekv_origin_op *op;
+    struct ekv_origin_op *op = op_new(o, cb, arg);
+    char nk[24];
+    const char *pre[3] = {"EVALSHA", o->scripts[script].sha, nk};
+    size_t prelen[3] = {7, 40, ekv_fmt_u64(nk, (uint64_t)nkeys)};
 
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    v[0] = "EVALSHA";
-    v[1] = o->scripts[script].sha;
-    v[2] = nk;
-    vl[0] = 7;
-    vl[1] = 40;
-    vl[2] = strlen(nk);
-    for (int i = 0; i < argc; i++) {
-        v[i + 3] = argv[i];
-        vl[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-    }
-    op = op_new(o, cb, arg, argc + 3, v, vl);
-    ekv_free(v);
-    ekv_free(vl);
+    op->cmd = format_resp(3, pre, prelen, argc, argv, argvlen, &op->cmdlen);
     op->is_script = true;
     op->script = script;
     return submit(o, op);
