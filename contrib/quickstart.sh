@@ -88,8 +88,8 @@ run_quickstart() {
     echo "==> starting redis-server on 127.0.0.1:$QS_REDIS_PORT (data in $data)"
     redis-server "$top/conf/redis-origin.conf" --port "$QS_REDIS_PORT" --dir "$data" \
         --daemonize no --logfile "$data/redis.log" &
-    local redis_pid=$!
-    trap 'kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true' EXIT
+    QS_REDIS_PID=$! # global: the EXIT trap runs outside this function
+    trap 'kill "$QS_REDIS_PID" 2>/dev/null; wait "$QS_REDIS_PID" 2>/dev/null || true' EXIT
     for _ in $(seq 50); do
         redis-cli -p "$QS_REDIS_PORT" ping >/dev/null 2>&1 && break
         sleep 0.1
