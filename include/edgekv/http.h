@@ -104,6 +104,8 @@ struct evbuffer *ekv_http_req_body(struct ekv_http_req *req);
 int ekv_http_req_tag(const struct ekv_http_req *req);
 /** Microseconds since the request was complete and handed to the request callback (0 before). */
 uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req);
+/** In the head callback: true if a body follows the headers. */
+bool ekv_http_req_has_body(const struct ekv_http_req *req);
 /** True once the client has gone away; the request must still be answered. */
 bool ekv_http_req_orphaned(const struct ekv_http_req *req);
 /** The request's HTTP minor version: 0 (HTTP/1.0) or 1 (HTTP/1.1). */

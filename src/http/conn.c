@@ -233,6 +233,11 @@ static bool has_body(const llhttp_t *p)
     return (p->flags & F_CHUNKED) != 0 || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
 }
 
+bool ekv_http_req_has_body(const struct ekv_http_req *req)
+{
+    return ekv_http_conn_expects_body(req);
+}
+
 bool ekv_http_conn_expects_body(const struct ekv_http_req *req)
 {
     return req->conn != NULL && req == parsing_req(req->conn) && has_body(&req->conn->parser);
