@@ -115,57 +115,7 @@ void apic_redis_kill(struct ekv_test_redis *r)
     ck_assert_int_ge(ekv_test_proc_wait(r->proc, START_TIMEOUT_MS), 0);
 }
 
-static bool pings(const char *sock)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectUnixWithTimeout(sock, tv);
-    redisReply *reply = NULL;
-    bool ok = false;
-
-    if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK)
-        reply = redisCommand(c, "PING");
-    ok = reply != NULL && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
-    if (reply != NULL)
-        freeReplyObject(reply);
-    if (c != NULL)
-        redisFree(c);
-    return ok;
-}
-
 void apic_redis_start_again(struct ekv_test_redis *r)
 {
-    const char *bin = ekv_test_redis_binary();
-    char sock[240], dir[240];
-    const char *argv[16];
-    size_t n = 0;
-    uint64_t end;
-
-    ck_assert_ptr_nonnull(bin);
-    snprintf(sock, sizeof(sock), "%s", r->sock);
-    snprintf(dir, sizeof(dir), "%s", dirname(sock));
-    /* the old process owned the directory (and removes it when freed): hand it to the new one */
-    ekv_test_proc_free(r->proc);
-    r->proc = NULL;
-    ck_assert_msg(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", dir, strerror(errno));
-    argv[n++] = bin;
-    argv[n++] = "--port";
-    argv[n++] = "0";
-    argv[n++] = "--unixsocket";
-    argv[n++] = r->sock;
-    argv[n++] = "--unixsocketperm";
-    argv[n++] = "700";
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = "no";
-    argv[n++] = "--dir";
-    argv[n++] = dir;
-    argv[n] = NULL;
-    r->proc = ekv_test_spawn(bin, argv, dir);
-    end = ekv_test_now_ms() + START_TIMEOUT_MS;
-    while (!pings(r->sock)) {
-        ck_assert_msg(ekv_test_proc_alive(r->proc) && ekv_test_now_ms() < end,
-                      "redis-server did not start again");
-        ekv_test_sleep_ms(20);
-    }
+    ekv_test_redis_restart(r);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -510,21 +511,15 @@ static unsigned short free_tcp_port(void)
     return ntohs(sin.sin_port);
 }
 
-/* One attempt: 1 = up, 0 = lost the race for the TCP port (retry), fails the test otherwise. */
-static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned short port)
+/* Starts redis-server for @r in @dir (which the process then owns): its unix socket r->sock,
+ * and TCP @port unless 0. */
+static void redis_spawn(struct ekv_test_redis *r, const char *bin, const char *dir,
+                        unsigned short port)
 {
-    char dir[200], portstr[8];
+    char portstr[8];
     const char *argv[24];
     size_t n = 0;
-    uint64_t end;
-    int len;
 
-    ekv_test_mkdtemp("redis", dir, sizeof(dir));
-    len = snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", dir);
-    /* sun_path holds 108 bytes */
-    ck_assert_msg(len > 0 && (size_t)len < 100, "socket path too long (set a shorter TMPDIR): %s",
-                  r->sock);
-    snprintf(r->origin, sizeof(r->origin), "unix://%s", r->sock);
     snprintf(portstr, sizeof(portstr), "%u", port);
     argv[n++] = bin;
     argv[n++] = "--port";
@@ -548,6 +543,22 @@ static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned s
     argv[n] = NULL;
     r->proc = ekv_test_spawn(bin, argv, dir);
     r->port = port;
+}
+
+/* One attempt: 1 = up, 0 = lost the race for the TCP port (retry), fails the test otherwise. */
+static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned short port)
+{
+    char dir[200];
+    uint64_t end;
+    int len;
+
+    ekv_test_mkdtemp("redis", dir, sizeof(dir));
+    len = snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", dir);
+    /* sun_path holds 108 bytes */
+    ck_assert_msg(len > 0 && (size_t)len < 100, "socket path too long (set a shorter TMPDIR): %s",
+                  r->sock);
+    snprintf(r->origin, sizeof(r->origin), "unix://%s", r->sock);
+    redis_spawn(r, bin, dir, port);
     end = ekv_test_now_ms() + START_TIMEOUT_MS;
     for (;;) {
         if (redis_pings(r, 0) && (port == 0 || redis_pings(r, port)))
@@ -564,6 +575,38 @@ static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned s
             }
             ck_abort_msg("redis-server did not start; its output:\n%s", log);
         }
+        ekv_test_sleep_ms(POLL_MS);
+    }
+}
+
+bool ekv_test_redis_ping(const char *sock)
+{
+    struct ekv_test_redis r;
+
+    snprintf(r.sock, sizeof(r.sock), "%s", sock);
+    return redis_pings(&r, 0);
+}
+
+void ekv_test_redis_restart(struct ekv_test_redis *r)
+{
+    const char *bin = ekv_test_redis_binary();
+    char dir[sizeof(r->sock)], *slash;
+    uint64_t end;
+
+    ck_assert_ptr_nonnull(bin);
+    snprintf(dir, sizeof(dir), "%s", r->sock);
+    slash = strrchr(dir, '/');
+    ck_assert_ptr_nonnull(slash);
+    *slash = '\0';
+    /* the old process owned the directory (and removes it when freed): hand it to the new one */
+    ekv_test_proc_free(r->proc);
+    r->proc = NULL;
+    ck_assert_msg(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", dir, strerror(errno));
+    redis_spawn(r, bin, dir, 0);
+    end = ekv_test_now_ms() + START_TIMEOUT_MS;
+    while (!redis_pings(r, 0)) {
+        ck_assert_msg(ekv_test_proc_alive(r->proc) && ekv_test_now_ms() < end,
+                      "redis-server did not start again");
         ekv_test_sleep_ms(POLL_MS);
     }
 }

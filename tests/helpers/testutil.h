@@ -175,6 +175,13 @@ struct ekv_test_redis *ekv_test_redis_start_tcp(void);
  */
 char *ekv_test_redis_cmd(struct ekv_test_redis *r, const char *fmt, ...);
 
+/** Whether a Redis answers PING on the unix socket @sock (a -LOADING answer is a no). */
+bool ekv_test_redis_ping(const char *sock);
+
+/** Starts a new, empty redis-server on @r's unix socket path (after the old one was killed or
+ * stopped) and waits until it answers. */
+void ekv_test_redis_restart(struct ekv_test_redis *r);
+
 /** Stops redis-server (SIGKILL: nothing is persisted), removes its directory, frees @r. NULL is
  * a no-op. Never fails: safe in an unchecked teardown. */
 void ekv_test_redis_stop(struct ekv_test_redis *r);

@@ -269,11 +269,24 @@ static uint64_t inval_count(void)
 
 static void wait_invals(uint64_t before, uint64_t n)
 {
-    uint64_t end = ekv_test_now_ms() + 3000;
+    uint64_t end = ekv_test_now_ms() + 3000, seen, quiet_since;
 
-    while (inval_count() < before + n) {
+    while ((seen = inval_count()) < before + n) {
         ck_assert_msg(ekv_test_now_ms() < end, "the write's invalidation never arrived");
         ekv_test_sleep_ms(5);
+    }
+    /* an earlier write's late invalidation may have been the one counted: wait until none has
+     * arrived for a while, so that ours is in too (under sanitizers they can lag) */
+    quiet_since = ekv_test_now_ms();
+    while (ekv_test_now_ms() - quiet_since < 150) {
+        uint64_t now_seen;
+        ck_assert_msg(ekv_test_now_ms() < end + 3000, "invalidations never settled");
+        ekv_test_sleep_ms(10);
+        now_seen = inval_count();
+        if (now_seen != seen) {
+            seen = now_seen;
+            quiet_since = ekv_test_now_ms();
+        }
     }
 }
 

@@ -57,24 +57,6 @@ struct item {
 
 /* ---------------------------------------------------------------- the origin */
 
-static bool pings(const char *sock)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectUnixWithTimeout(sock, tv);
-    redisReply *reply = NULL;
-    bool ok;
-
-    if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK)
-        reply = redisCommand(c, "PING");
-    /* while it loads its AOF, Redis answers -LOADING */
-    ok = reply != NULL && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
-    if (reply != NULL)
-        freeReplyObject(reply);
-    if (c != NULL)
-        redisFree(c);
-    return ok;
-}
-
 /* Starts redis-server on o->data (which stays), its log in a directory of its own. */
 static void origin_start(struct origin *o)
 {
@@ -93,7 +75,7 @@ static void origin_start(struct origin *o)
     ekv_test_mkdtemp("redis-log", logdir, sizeof(logdir));
     o->proc = ekv_test_spawn(bin, argv, logdir);
     end = ekv_test_now_ms() + START_TIMEOUT_MS;
-    while (!pings(o->sock)) {
+    while (!ekv_test_redis_ping(o->sock)) {
         if (!ekv_test_proc_alive(o->proc) || ekv_test_now_ms() >= end) {
             char *log = ekv_test_proc_log(o->proc);
             ck_abort_msg("redis-server did not start:\n%s", log);
