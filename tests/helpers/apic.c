@@ -107,6 +107,28 @@ void apic_create_store(unsigned short port, const char *hdrs, const char *name, 
     ekv_test_resp_free(&r);
 }
 
+double apic_metric(unsigned short port, const char *series)
+{
+    struct ekv_test_resp r = {0};
+    size_t n = strlen(series);
+    double v = APIC_METRIC_ABSENT;
+
+    if (apic_req(port, "GET", "/metrics", NULL, NULL, 0, &r) != 200) {
+        ekv_test_resp_free(&r);
+        return APIC_METRIC_UNREACHABLE;
+    }
+    for (const char *p = r.body; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+        p = nl != NULL ? nl + 1 : NULL;
+    }
+    ekv_test_resp_free(&r);
+    return v;
+}
+
 /* ---------------------------------------------------------------- redis outages */
 
 void apic_redis_kill(struct ekv_test_redis *r)

@@ -34,6 +34,14 @@ json_t *apic_get_json(unsigned short port, const char *path, const char *hdrs, i
 /** Creates the store @name (expects 201) and copies its id to @id (23 bytes). */
 void apic_create_store(unsigned short port, const char *hdrs, const char *name, char *id);
 
+/** Scrape results of apic_metric() that are not values. */
+#define APIC_METRIC_ABSENT (-1.0)
+#define APIC_METRIC_UNREACHABLE (-2.0)
+
+/** The value of the sample @series (its whole name, labels included) on @port's /metrics;
+ * APIC_METRIC_ABSENT if there is none, APIC_METRIC_UNREACHABLE if /metrics did not answer 200. */
+double apic_metric(unsigned short port, const char *series);
+
 /**
  * Kills the redis-server of @r (SIGKILL) and leaves its socket path dead; the fixture keeps
  * its socket path for apic_redis_start_again().

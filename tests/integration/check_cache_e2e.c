@@ -203,24 +203,11 @@ static void expect_status(const struct ekv_test_resp *r, int status)
  * `edgekv_cache_lookups_total{result="hit"}`); fails if /metrics does not have it. */
 static uint64_t metric(const char *series)
 {
-    struct ekv_test_resp r = {0};
-    size_t n = strlen(series);
-    uint64_t v = 0;
-    bool found = false;
+    double v = apic_metric(port, series);
 
-    ck_assert_int_eq(get("/metrics", NULL, &r), 200);
-    for (const char *p = r.body; p != NULL && *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            v = strtoull(p + n + 1, NULL, 10);
-            found = true;
-            break;
-        }
-        p = nl != NULL ? nl + 1 : NULL;
-    }
-    ekv_test_resp_free(&r);
-    ck_assert_msg(found, "no series %s in /metrics", series);
-    return v;
+    ck_assert_msg(v != APIC_METRIC_UNREACHABLE, "/metrics did not answer 200");
+    ck_assert_msg(v != APIC_METRIC_ABSENT, "no series %s in /metrics", series);
+    return (uint64_t)v;
 }
 
 static uint64_t lookups(const char *result)

@@ -220,27 +220,12 @@ static void item_path(char *out, size_t len, const char *sid, const char *key)
     snprintf(out, len, "/resources/stores/kv/%s/keys/%s", sid, key);
 }
 
-/* The value of the sample @name on @port's /metrics, or -1. */
+/* The value of the sample @name on @port's /metrics, or -1 (also when it does not answer). */
 static long long metric(unsigned short port, const char *name)
 {
-    struct ekv_test_resp r = {0};
-    size_t nlen = strlen(name);
-    long long v = -1;
+    double v = apic_metric(port, name);
 
-    if (apic_req(port, "GET", "/metrics", NULL, NULL, 0, &r) != 200) {
-        ekv_test_resp_free(&r);
-        return -1;
-    }
-    for (const char *l = r.body; l != NULL && *l != '\0';) {
-        if (strncmp(l, name, nlen) == 0 && l[nlen] == ' ') {
-            v = strtoll(l + nlen + 1, NULL, 10);
-            break;
-        }
-        l = strchr(l, '\n');
-        l = l != NULL ? l + 1 : NULL;
-    }
-    ekv_test_resp_free(&r);
-    return v;
+    return v < 0 ? -1 : (long long)v;
 }
 
 #define LINK_UP "edgekv_invalidation_link_up"

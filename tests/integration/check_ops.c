@@ -155,17 +155,9 @@ static int get_with(const struct ek *e, const char *path, const char *tok)
 /* The value of @series in a /metrics scrape, or -1. */
 static double metric(const struct ek *e, const char *series)
 {
-    struct ekv_test_resp r = {0};
-    double v = -1;
-    const char *p;
-    size_t n = strlen(series);
+    double v = apic_metric(e->port, series);
 
-    ck_assert_int_eq(apic_req(e->port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
-    for (p = r.body; p != NULL && *p != '\0';
-         p = strchr(p, '\n') != NULL ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            v = strtod(p + n + 1, NULL);
-    ekv_test_resp_free(&r);
+    ck_assert_msg(v != APIC_METRIC_UNREACHABLE, "/metrics did not answer 200");
     return v;
 }
 

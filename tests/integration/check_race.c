@@ -103,21 +103,10 @@ static void teardown(void)
 /* The value of the sample @name (with its labels, if any) on /metrics, or -1. */
 static long long metric(const char *name)
 {
-    struct ekv_test_resp r = {0};
-    size_t nlen = strlen(name);
-    long long v = -1;
+    double v = apic_metric(pop->port, name);
 
-    ck_assert_int_eq(apic_req(pop->port, "GET", "/metrics", NULL, NULL, 0, &r), 200);
-    for (const char *l = r.body; l != NULL && *l != '\0';) {
-        if (strncmp(l, name, nlen) == 0 && l[nlen] == ' ') {
-            v = strtoll(l + nlen + 1, NULL, 10);
-            break;
-        }
-        l = strchr(l, '\n');
-        l = l != NULL ? l + 1 : NULL;
-    }
-    ekv_test_resp_free(&r);
-    return v;
+    ck_assert_msg(v != APIC_METRIC_UNREACHABLE, "/metrics did not answer 200");
+    return (long long)v;
 }
 
 /* Sends GET PATH on a new connection and returns it without reading the answer. */
