@@ -1,7 +1,14 @@
-/* conn.c - HTTP/1.1 connections: llhttp parsing straight from the bufferevent's input, requests
- * queued in arrival order and answered in that order (pipelining) however late their handlers
- * answer, limits (header bytes, body size, pipeline depth, output backlog) and deadlines
- * (headers, idle, write progress, lingering close). */
+/* conn.c - HTTP/1.1 connections: llhttp parsing straight from what was read, requests queued in
+ * arrival order and answered in that order (pipelining) however late their handlers answer,
+ * limits (header bytes, body size, pipeline depth, output backlog) and deadlines (headers, idle,
+ * write progress, lingering close).
+ *
+ * The socket is driven by two plain events rather than a bufferevent, so that a request costs
+ * two system calls, one read and one write: the read event stays registered while the
+ * connection may read (no epoll_ctl per request), input is read into the server's buffer and
+ * parsed there (only an unparsed remainder is kept, in conn->in), and responses are written as
+ * soon as they are ready: after a batch of requests read together, or at once when a handler
+ * answers later. The write event is registered only while the socket is full. */
 #include "config.h"
 
 #include <errno.h>
@@ -14,7 +21,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "edgekv/alloc.h"
@@ -38,7 +44,7 @@
  * lingering_close). */
 #define LINGER_MS 2000
 
-static void process_input(struct ekv_http_conn *conn);
+static void process_input(struct ekv_http_conn *conn, const char *fresh, size_t fresh_len);
 static void conn_free(struct ekv_http_conn *conn);
 
 static uint64_t now_ms(const struct ekv_http_server *srv)
@@ -79,7 +85,47 @@ static struct ekv_http_req *parsing_req(struct ekv_http_conn *conn)
 
 static size_t out_len(const struct ekv_http_conn *conn)
 {
-    return evbuffer_get_length(bufferevent_get_output(conn->bev));
+    return evbuffer_get_length(conn->out);
+}
+
+/* Sends what the socket takes of the output now, and waits for writability (with the
+ * write-progress deadline) only while some is left. Never frees the connection (it may run
+ * inside a handler's call chain): a failed write marks it broken, for maybe_close(). */
+static void flush(struct ekv_http_conn *conn)
+{
+    bool want;
+
+    if (out_len(conn) > 0 && !conn->broken) {
+        if (evbuffer_write(conn->out, conn->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+            errno != EINTR) {
+            conn->broken = true; /* EPIPE, ECONNRESET: the client is gone */
+            evbuffer_drain(conn->out, (size_t)-1);
+        }
+    }
+    want = out_len(conn) > 0;
+    if (want != conn->writing) {
+        if (want) {
+            uint64_t ms = conn->srv->limits.idle_timeout_ms;
+            struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                                 .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+            event_add(conn->wev, &tv); /* a client that stops reading */
+        } else {
+            event_del(conn->wev);
+        }
+        conn->writing = want;
+    }
+}
+
+/* Starts or stops the read event, calling libevent only on a change. */
+static void set_reading(struct ekv_http_conn *conn, bool on)
+{
+    if (on != conn->reading) {
+        if (on)
+            event_add(conn->rev, NULL);
+        else
+            event_del(conn->rev);
+        conn->reading = on;
+    }
 }
 
 /* ---------------------------------------------------------------- llhttp callbacks */
@@ -276,7 +322,7 @@ static int on_headers_complete(llhttp_t *p)
     expect = ekv_http_req_header(req, "expect", &elen);
     if (expect != NULL && has_body(p) && ekv_strn_caseeq(expect, elen, "100-continue") &&
         TAILQ_FIRST(&conn->reqs) == req && out_len(conn) == 0)
-        bufferevent_write(conn->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(conn->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
@@ -331,17 +377,11 @@ static void update(struct ekv_http_conn *conn)
 
     if (conn->lingering)
         return;
-    want_read = !conn->closing && !conn->read_eof && out_len(conn) <= OUT_HIGH_WATER &&
+    want_read = !conn->closing && !conn->read_eof && !conn->broken &&
+                out_len(conn) <= OUT_HIGH_WATER && evbuffer_get_length(conn->in) < IN_HIGH_WATER &&
                 (conn->in_message ||
                  (!conn->srv->draining && conn->nreqs < lim->max_pipeline));
-    /* each enable re-adds the read event: only call libevent on a change */
-    if (want_read != conn->reading) {
-        if (want_read)
-            bufferevent_enable(conn->bev, EV_READ);
-        else
-            bufferevent_disable(conn->bev, EV_READ);
-        conn->reading = want_read;
-    }
+    set_reading(conn, want_read);
 
     if (conn->in_message && !conn->closing) {
         struct ekv_http_req *req = parsing_req(conn);
@@ -362,16 +402,13 @@ static void update(struct ekv_http_conn *conn)
 /* Starts the lingering close: no more output, read and discard until EOF or LINGER_MS. */
 static void linger(struct ekv_http_conn *conn)
 {
-    int fd = (int)bufferevent_getfd(conn->bev);
-
     conn->lingering = true;
-    if (conn->read_eof || shutdown(fd, SHUT_WR) != 0) {
+    if (conn->read_eof || shutdown(conn->fd, SHUT_WR) != 0) {
         conn_free(conn);
         return;
     }
-    evbuffer_drain(bufferevent_get_input(conn->bev), (size_t)-1);
-    bufferevent_setwatermark(conn->bev, EV_READ, 0, 0);
-    bufferevent_enable(conn->bev, EV_READ);
+    evbuffer_drain(conn->in, (size_t)-1);
+    set_reading(conn, true);
     set_timer(conn, LINGER_MS);
 }
 
@@ -379,6 +416,10 @@ static void linger(struct ekv_http_conn *conn)
  * event callbacks, never from inside a request handler's call chain. */
 static void maybe_close(struct ekv_http_conn *conn)
 {
+    if (conn->broken) {
+        conn_free(conn);
+        return;
+    }
     if (conn->lingering || conn->nreqs != 0 || out_len(conn) != 0)
         return;
     if (conn->closing)
@@ -410,7 +451,11 @@ static void conn_free(struct ekv_http_conn *conn)
     srv->nconns--;
     event_free(conn->timer);
     event_free(conn->resume);
-    bufferevent_free(conn->bev); /* closes the socket */
+    event_free(conn->rev);
+    event_free(conn->wev);
+    evbuffer_free(conn->in);
+    evbuffer_free(conn->out);
+    close(conn->fd);
     ekv_free(conn);
     if (srv->hooks.on_closed != NULL)
         srv->hooks.on_closed(srv->hooks.closed_arg);
@@ -423,7 +468,7 @@ static void fail(struct ekv_http_conn *conn, int status, const char *detail)
     struct ekv_http_req *req = parsing_req(conn);
 
     conn->closing = true;
-    evbuffer_drain(bufferevent_get_input(conn->bev), (size_t)-1);
+    evbuffer_drain(conn->in, (size_t)-1);
     if (status < 0) { /* answered by the head callback; send that answer, then close */
         conn->in_message = false;
         ekv_http_conn_answered(conn);
@@ -451,41 +496,66 @@ static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
     srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
 }
 
-static void process_input(struct ekv_http_conn *conn)
+/* Parses what it may of @len bytes at @p and returns how many it consumed. Stops before a
+ * request that cannot be taken yet (pipeline full, draining, @budget spent, output backlog), or
+ * at an error (then the connection is closing and the rest is of no use). */
+static size_t parse(struct ekv_http_conn *conn, const char *p, size_t len, unsigned *budget)
 {
-    struct evbuffer *in = bufferevent_get_input(conn->bev);
     const struct ekv_http_limits *lim = &conn->srv->limits;
+    size_t off = 0;
+
+    while (!conn->closing && off < len) {
+        llhttp_errno_t err;
+
+        if (!conn->in_message &&
+            (conn->nreqs >= lim->max_pipeline || conn->srv->draining || *budget == 0))
+            break;
+        if (out_len(conn) > OUT_HIGH_WATER)
+            break;
+        err = llhttp_execute(&conn->parser, p + off, len - off);
+        if (err == HPE_PAUSED) {
+            off = (size_t)(llhttp_get_error_pos(&conn->parser) - p);
+            llhttp_resume(&conn->parser);
+            (*budget)--;
+            dispatch(conn, TAILQ_LAST(&conn->reqs, ekv_http_req_list));
+        } else if (err == HPE_OK) {
+            off = len;
+        } else {
+            int status = conn->err_status != 0 ? conn->err_status : 400;
+            fail(conn, status,
+                 err == HPE_USER ? conn->err_detail : llhttp_get_error_reason(&conn->parser));
+            off = len;
+        }
+    }
+    return off;
+}
+
+/* Parses the input kept from earlier reads, then @fresh_len bytes just read into the server's
+ * buffer at @fresh (parsed in place; what cannot be parsed yet is kept), dispatches complete
+ * requests, and sends what they answered at once. */
+static void process_input(struct ekv_http_conn *conn, const char *fresh, size_t fresh_len)
+{
+    struct evbuffer *in = conn->in;
     unsigned budget = REQS_PER_EVENT;
+    size_t used = 0;
 
     if (conn->in_process || conn->lingering)
         return;
     conn->in_process = true;
     while (!conn->closing && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
-        llhttp_errno_t err;
-        size_t used;
 
-        if (!conn->in_message &&
-            (conn->nreqs >= lim->max_pipeline || conn->srv->draining || budget == 0))
-            break;
-        if (out_len(conn) > OUT_HIGH_WATER)
-            break;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        err = llhttp_execute(&conn->parser, v.iov_base, v.iov_len);
-        if (err == HPE_PAUSED) {
-            used = (size_t)(llhttp_get_error_pos(&conn->parser) - (const char *)v.iov_base);
-            llhttp_resume(&conn->parser);
-            evbuffer_drain(in, used);
-            budget--;
-            dispatch(conn, TAILQ_LAST(&conn->reqs, ekv_http_req_list));
-        } else if (err == HPE_OK) {
-            evbuffer_drain(in, v.iov_len);
-        } else {
-            int status = conn->err_status != 0 ? conn->err_status : 400;
-            fail(conn, status,
-                 err == HPE_USER ? conn->err_detail : llhttp_get_error_reason(&conn->parser));
-        }
+        used = parse(conn, v.iov_base, v.iov_len, &budget);
+        evbuffer_drain(in, used);
+        if (used < v.iov_len)
+            break;
+    }
+    if (fresh_len > 0 && !conn->closing) {
+        used = evbuffer_get_length(in) == 0 ? parse(conn, fresh, fresh_len, &budget) : 0;
+        if (!conn->closing && used < fresh_len && evbuffer_add(in, fresh + used, fresh_len - used))
+            abort();
     }
     if (budget == 0 && !conn->closing && evbuffer_get_length(in) > 0)
         event_active(conn->resume, EV_TIMEOUT, 1); /* yield, continue on the next loop turn */
@@ -498,6 +568,7 @@ static void process_input(struct ekv_http_conn *conn)
         conn->in_message = false;
     }
     conn->in_process = false;
+    flush(conn); /* every answer of this batch in one write */
     update(conn);
 }
 
@@ -512,7 +583,8 @@ void ekv_http_conn_answered(struct ekv_http_conn *conn)
             break; /* answered by the head callback: sent once it has been read */
         close = req->close_after;
 
-        bufferevent_write_buffer(conn->bev, req->out);
+        if (evbuffer_add_buffer(conn->out, req->out) != 0)
+            abort();
         TAILQ_REMOVE(&conn->reqs, req, link);
         conn->nreqs--;
         ekv_http_req_free(req);
@@ -528,56 +600,65 @@ void ekv_http_conn_answered(struct ekv_http_conn *conn)
                 else
                     ekv_http_req_free(req);
             }
-            evbuffer_drain(bufferevent_get_input(conn->bev), (size_t)-1);
+            evbuffer_drain(conn->in, (size_t)-1);
         }
     }
-    /* continue parsing, or close, from the loop rather than inside the handler's call chain */
-    if (!conn->in_process)
+    if (conn->in_process)
+        return; /* process_input() sends it with the rest of its batch */
+    /* a later answer (the origin's): send it now; go on parsing, or close, from the loop
+     * rather than inside the handler's call chain */
+    flush(conn);
+    if (evbuffer_get_length(conn->in) > 0 || conn->closing || conn->broken || conn->read_eof ||
+        conn->srv->draining)
         event_active(conn->resume, EV_TIMEOUT, 1);
+    else
+        update(conn); /* reading may resume (pipeline no longer full) */
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_http_conn *conn = arg;
 
-    process_input(conn);
+    process_input(conn, NULL, 0);
     maybe_close(conn);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_http_conn *conn = arg;
+    struct ekv_http_server *srv = conn->srv;
+    ssize_t n = read(fd, srv->rbuf, sizeof(srv->rbuf));
 
-    if (conn->lingering) {
-        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        conn_free(conn); /* ECONNRESET and the like */
         return;
     }
-    process_input(conn);
+    if (n == 0)
+        conn->read_eof = true;
+    if (conn->lingering) { /* discard until EOF */
+        if (conn->read_eof)
+            conn_free(conn);
+        return;
+    }
+    /* at EOF, requests already received are still answered */
+    process_input(conn, srv->rbuf, (size_t)n);
     maybe_close(conn);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_http_conn *conn = arg;
 
-    /* all output sent: reading may resume (backpressure), or the connection may close */
-    process_input(conn);
-    maybe_close(conn);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct ekv_http_conn *conn = arg;
-
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) || conn->lingering) {
+    if (what & EV_TIMEOUT) { /* no write progress within idle-timeout */
         conn_free(conn);
         return;
     }
-    if (what & BEV_EVENT_EOF) {
-        conn->read_eof = true;
-        process_input(conn); /* requests already received are still answered */
-        maybe_close(conn);
-    }
+    flush(conn);
+    /* all output sent: reading may resume (backpressure), or the connection may close */
+    process_input(conn, NULL, 0);
+    maybe_close(conn);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -595,6 +676,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     fail(conn, 408, "the request was not received in time");
+    flush(conn);
     update(conn);
     maybe_close(conn);
 }
@@ -602,43 +684,46 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
 {
     struct ekv_http_conn *conn;
-    struct timeval wto;
     int one = 1;
 
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails on AF_UNIX */
     conn = ekv_calloc(1, sizeof(*conn));
     conn->srv = srv;
     conn->tag = tag;
+    conn->fd = fd;
     TAILQ_INIT(&conn->reqs);
-    conn->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    conn->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_readable, conn);
+    conn->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, conn);
     conn->timer = evtimer_new(srv->base, on_timer, conn);
     conn->resume = event_new(srv->base, -1, 0, on_resume, conn);
-    if (conn->bev == NULL || conn->timer == NULL || conn->resume == NULL) {
+    conn->in = evbuffer_new();
+    conn->out = evbuffer_new();
+    if (conn->rev == NULL || conn->wev == NULL || conn->timer == NULL || conn->resume == NULL ||
+        conn->in == NULL || conn->out == NULL) {
         ekv_log(EKV_LOG_ERROR, "cannot set up a connection: out of memory");
-        if (conn->bev != NULL)
-            bufferevent_free(conn->bev);
-        else
-            close(fd);
+        if (conn->rev != NULL)
+            event_free(conn->rev);
+        if (conn->wev != NULL)
+            event_free(conn->wev);
         if (conn->timer != NULL)
             event_free(conn->timer);
         if (conn->resume != NULL)
             event_free(conn->resume);
+        if (conn->in != NULL)
+            evbuffer_free(conn->in);
+        if (conn->out != NULL)
+            evbuffer_free(conn->out);
+        close(fd);
         ekv_free(conn);
         return EKV_ERROR;
     }
     llhttp_init(&conn->parser, HTTP_REQUEST, &parser_settings);
     conn->parser.data = conn;
-    bufferevent_setcb(conn->bev, on_read, on_write, on_event, conn);
-    bufferevent_setwatermark(conn->bev, EV_READ, 0, IN_HIGH_WATER);
-    wto.tv_sec = (time_t)(srv->limits.idle_timeout_ms / 1000);
-    wto.tv_usec = (suseconds_t)(srv->limits.idle_timeout_ms % 1000) * 1000;
-    bufferevent_set_timeouts(conn->bev, NULL, &wto); /* a client that stops reading */
     TAILQ_INSERT_TAIL(&srv->conns, conn, link);
     srv->nconns++;
     update(conn);
     return EKV_OK;
 }
-
 /* ---------------------------------------------------------------- server */
 
 struct ekv_http_server *ekv_http_server_new(struct event_base *base,

@@ -9,7 +9,7 @@
 #include "edgekv/http.h"
 
 struct event;
-struct bufferevent;
+struct evbuffer;
 
 #define EKV_HTTP_MAX_HEADERS 100
 #define EKV_HTTP_INLINE_HEADERS 16 /* most requests have fewer: no allocation for them */
@@ -60,7 +60,12 @@ TAILQ_HEAD(ekv_http_req_list, ekv_http_req);
 struct ekv_http_conn {
     TAILQ_ENTRY(ekv_http_conn) link;
     struct ekv_http_server *srv;
-    struct bufferevent *bev;
+    int fd;
+    struct event *rev;               /* readable (registered while the connection may read) */
+    struct event *wev;               /* writable (registered while output waits), with the
+                                      * write-progress deadline */
+    struct evbuffer *in;             /* input read but not parsed yet (pipelining, backpressure) */
+    struct evbuffer *out;            /* answers in order, not sent yet */
     struct event *timer;             /* header / idle deadline */
     struct event *resume;            /* continue parsing on the next loop turn */
     llhttp_t parser;
@@ -78,7 +83,9 @@ struct ekv_http_conn {
     bool in_process;                 /* guards process_input() against re-entry */
     bool served_any;                 /* a request was read (idle-timeout applies, not header) */
     bool lingering;                  /* response sent; discarding input until EOF */
-    bool reading;                    /* EV_READ is enabled on bev (as far as we asked) */
+    bool reading;                    /* rev is registered */
+    bool writing;                    /* wev is registered */
+    bool broken;                     /* a write failed: close from the loop (maybe_close) */
     char peer[48];                   /* the client's address for logs; "" until looked up */
 };
 
@@ -93,6 +100,7 @@ struct ekv_http_server {
     bool draining;
     long date_sec;                   /* second for which date[] was formatted */
     char date[40];                   /* "Date: ...\r\n" */
+    char rbuf[32768];                /* every read lands here and is parsed in place */
 };
 
 /* response.c */

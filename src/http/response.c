@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -133,7 +132,7 @@ void ekv_http_req_peer(const struct ekv_http_req *req, char *buf, size_t len)
         return;
     }
     if (conn->peer[0] == '\0') {
-        int fd = (int)bufferevent_getfd(conn->bev);
+        int fd = conn->fd;
         const void *a = NULL;
 
         if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {

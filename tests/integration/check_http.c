@@ -835,32 +835,21 @@ END_TEST
 
 /* A client that pipelines requests and never reads: the server must stop reading it once its
  * responses back up, so the bytes it accepts stay bounded; nothing is lost or reordered. */
-START_TEST(test_backpressure)
+/* Sends @block (whole requests) over and over without reading a byte, until the connection
+ * stalls: the server must stop reading a client that does not read its answers (backpressure).
+ * Returns the bytes sent. */
+static size_t send_until_stalled(struct ekv_test_conn *c, const struct str *block)
 {
-    /* three requests of the same length, so a byte count gives a request count */
-    static const char *const reqs[] = {
-        "GET /healthz HTTP/1.1\r\nHost: bp\r\n\r\n",
-        "PUT /healthz HTTP/1.1\r\nHost: bp\r\n\r\n",
-        "GET /nope404 HTTP/1.1\r\nHost: bp\r\n\r\n",
-    };
-    static const int statuses[] = {200, 405, 404};
-    const size_t L = strlen(reqs[0]), limit = (size_t)64 << 20;
-    struct ekv_test_conn *c = ekv_test_connect(shared->port);
-    struct str block = {0};
-    size_t sent = 0, nreq, got_ok = 0;
+    const size_t limit = (size_t)64 << 20;
+    size_t sent = 0;
     uint64_t start = ekv_test_now_ms();
     bool stalled = false;
     int fl = fcntl(c->fd, F_GETFL);
-    struct ekv_test_resp r;
 
-    ck_assert_uint_eq(strlen(reqs[1]), L);
-    ck_assert_uint_eq(strlen(reqs[2]), L);
-    for (int i = 0; i < 3 * 512; i++)
-        str_addf(&block, "%s", reqs[i % 3]);
     ck_assert_int_eq(fcntl(c->fd, F_SETFL, fl | O_NONBLOCK), 0);
     while (sent < limit && ekv_test_now_ms() - start < 5000) {
-        size_t off = sent % block.len; /* the block holds whole cycles of the three */
-        ssize_t n = send(c->fd, block.s + off, block.len - off, MSG_NOSIGNAL);
+        size_t off = sent % block->len;
+        ssize_t n = send(c->fd, block->s + off, block->len - off, MSG_NOSIGNAL);
         if (n > 0) {
             sent += (size_t)n;
             continue;
@@ -880,6 +869,29 @@ START_TEST(test_backpressure)
     ck_assert_msg(sent < ((size_t)16 << 20), "%zu bytes accepted from a client that never reads",
                   sent);
     ck_assert_int_eq(fcntl(c->fd, F_SETFL, fl), 0);
+    return sent;
+}
+
+START_TEST(test_backpressure)
+{
+    /* three requests of the same length, so a byte count gives a request count */
+    static const char *const reqs[] = {
+        "GET /healthz HTTP/1.1\r\nHost: bp\r\n\r\n",
+        "PUT /healthz HTTP/1.1\r\nHost: bp\r\n\r\n",
+        "GET /nope404 HTTP/1.1\r\nHost: bp\r\n\r\n",
+    };
+    static const int statuses[] = {200, 405, 404};
+    const size_t L = strlen(reqs[0]);
+    struct ekv_test_conn *c = ekv_test_connect(shared->port);
+    struct str block = {0};
+    size_t sent, nreq, got_ok = 0;
+    struct ekv_test_resp r;
+
+    ck_assert_uint_eq(strlen(reqs[1]), L);
+    ck_assert_uint_eq(strlen(reqs[2]), L);
+    for (int i = 0; i < 3 * 512; i++)
+        str_addf(&block, "%s", reqs[i % 3]);
+    sent = send_until_stalled(c, &block);
 
     /* now read: every complete request is answered, in order */
     nreq = sent / L;
@@ -1187,6 +1199,32 @@ START_TEST(test_idle_keep_alive_closed)
     ck_assert_msg(ekv_test_wait_eof(c, 4000), "an idle keep-alive connection stays open");
     assert_about_1s(ekv_test_now_ms() - t0, "closed");
     ck_assert_uint_eq(c->len - c->off, 0);
+    ekv_test_close(c);
+}
+END_TEST
+
+/* A client that sends requests but never reads the answers is closed once no answer byte has
+ * been taken for idle-timeout, with answers still unsent: it cannot hold its output forever. */
+START_TEST(test_stalled_reader_closed)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct ekv_test_conn *c = ekv_test_connect(shared->port);
+    struct str block = {0};
+    size_t sent, answered = 0;
+    const char *p;
+
+    for (int i = 0; i < 512; i++)
+        str_addf(&block, "%s", req);
+    sent = send_until_stalled(c, &block);
+    usleep(2500 * 1000); /* more than idle-timeout (1 s) without reading */
+    ck_assert_msg(ekv_test_wait_eof(c, 10000), "a client that does not read stays connected");
+    for (p = c->buf; (p = memmem(p, c->len - (size_t)(p - c->buf), "HTTP/1.1 200", 12)) != NULL;
+         p += 12)
+        answered++;
+    ck_assert_uint_gt(answered, 0);
+    ck_assert_msg(answered < sent / strlen(req),
+                  "all %zu requests were answered: the stalled client was not closed", answered);
+    free(block.s);
     ekv_test_close(c);
 }
 END_TEST
@@ -1654,6 +1692,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_header_timeout_partial);
     tcase_add_test(tc, test_silent_connection_closed);
     tcase_add_test(tc, test_idle_keep_alive_closed);
+    tcase_add_test(tc, test_stalled_reader_closed);
     tcase_add_test(tc, test_slowloris);
     suite_add_tcase(s, tc);
 
