@@ -1,8 +1,9 @@
 /* origin.h - the Redis origin as seen by one worker thread: one asynchronous hiredis connection
  * on the worker's loop, with what hiredis 0.14 lacks (connect and per-command timeouts,
- * reconnection with jittered exponential backoff, AUTH/SELECT on every connect) and Lua scripts
- * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery). It knows nothing of
- * HTTP. Loop affinity: every function runs on the loop's thread. */
+ * reconnection with jittered exponential backoff, AUTH/SELECT on every connect), Lua scripts
+ * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery) and MULTI/EXEC
+ * transactions. It knows nothing of HTTP. Loop affinity: every function runs on the loop's
+ * thread. */
 #ifndef EDGEKV_ORIGIN_H
 #define EDGEKV_ORIGIN_H
 
@@ -33,16 +34,25 @@ struct ekv_origin_opts {
  * The answer to a command. @status is EKV_OK with @reply (which may be a Redis error reply:
  * type REDIS_REPLY_ERROR), EKV_ECLOSED (not connected, or the connection was lost) or
  * EKV_ETIMEDOUT (no answer within the deadline: the connection is then reset). @reply is
- * borrowed: hiredis frees it when the callback returns, so copy what you keep. Called exactly
- * once per command, never before ekv_origin_cmd()/ekv_origin_eval() has returned, and not at
- * all after ekv_origin_cancel().
+ * borrowed: hiredis frees it when the callback returns, so copy what you keep (and never modify
+ * it: nil and "+OK"/"+QUEUED" replies are shared, static objects). Called exactly once per
+ * command, never before ekv_origin_cmd()/ekv_origin_eval()/ekv_origin_multi() has returned, and
+ * not at all after ekv_origin_cancel().
  */
 typedef void ekv_origin_cb(int status, const struct redisReply *reply, void *arg);
 
-/** Sees every answered command (for metrics): the script number (SIZE_MAX for a plain command),
- * the status, whether Redis answered with an error, and the latency in microseconds. */
-typedef void ekv_origin_observe_cb(size_t script, int status, bool error_reply,
-                                   uint64_t latency_us, void *arg);
+/** What an answered op was, for the observer. */
+enum ekv_origin_kind {
+    EKV_ORIGIN_CMD = 0, /* ekv_origin_cmd(): the id is 0 */
+    EKV_ORIGIN_SCRIPT,  /* ekv_origin_eval(): the id is the script number */
+    EKV_ORIGIN_MULTI,   /* ekv_origin_multi(): the id is the caller's tag */
+};
+
+/** Sees every answered op (for metrics): its kind and id, the status, whether Redis answered with
+ * an error (for a transaction: EXEC's reply or one of its elements), and the latency in
+ * microseconds. */
+typedef void ekv_origin_observe_cb(enum ekv_origin_kind kind, size_t id, int status,
+                                   bool error_reply, uint64_t latency_us, void *arg);
 
 /** Called on the loop thread whenever the connection comes up (true) or goes down (false). */
 typedef void ekv_origin_state_cb(bool connected, void *arg);
@@ -76,6 +86,25 @@ struct ekv_origin_op *ekv_origin_cmd(struct ekv_origin *o, ekv_origin_cb *cb, vo
 struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_origin_cb *cb,
                                       void *arg, int nkeys, int argc, const char **argv,
                                       const size_t *argvlen);
+
+/** One command of a transaction: @argc arguments, lengths in @argvlen (NULL: strlen of each). */
+struct ekv_origin_argv {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+};
+
+/**
+ * Runs the @ncmds commands of @cmds (copied) as one atomic transaction: MULTI, the commands, EXEC,
+ * pipelined as one unit and timed, failed fast and canceled like one command. The callback gets
+ * EXEC's reply: an array with one reply per command (each may be an error reply, e.g. WRONGTYPE),
+ * or an error reply (EXECABORT when Redis refused to queue a command, e.g. an ACL without it; the
+ * refusal itself is logged, rate-limited). @tag is the caller's: it reaches the observer as the
+ * id of an EKV_ORIGIN_MULTI op. Never NULL.
+ */
+struct ekv_origin_op *ekv_origin_multi(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
+                                       void *arg, size_t ncmds,
+                                       const struct ekv_origin_argv *cmds);
 
 /** Detaches the caller: its callback will not be called. The command itself still completes
  * (or fails) inside the origin, which then frees it. */

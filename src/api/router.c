@@ -237,9 +237,10 @@ static void on_origin_state(bool up, void *arg)
         api->trouble_since_ms = ekv_api_now_ms();
 }
 
-/* Every origin answer, for the origin counters and latency histogram. */
-static void on_origin_observe(size_t script, int status, bool error_reply, uint64_t latency_us,
-                              void *arg)
+/* Every origin answer, for the origin counters and latency histogram: a script by its job, a
+ * transaction by its tag (the handlers tag theirs with their enum ekv_metrics_op). */
+static void on_origin_observe(enum ekv_origin_kind kind, size_t id, int status, bool error_reply,
+                              uint64_t latency_us, void *arg)
 {
     struct ekv_api *api = arg;
     enum ekv_metrics_op op = EKV_MO_STORE;
@@ -248,11 +249,12 @@ static void on_origin_observe(size_t script, int status, bool error_reply, uint6
                                        : error_reply           ? EKV_MX_ERROR
                                                                : EKV_MX_OK;
 
-    for (size_t i = 0; i < EKV_SCRIPT_COUNT; i++) {
-        if (api->script[i] != script)
+    if (kind == EKV_ORIGIN_MULTI && id < EKV_MO_COUNT)
+        op = (enum ekv_metrics_op)id;
+    for (size_t i = 0; kind == EKV_ORIGIN_SCRIPT && i < EKV_SCRIPT_COUNT; i++) {
+        if (api->script[i] != id)
             continue;
         switch ((enum ekv_script)i) {
-        case EKV_SCRIPT_ITEM_GET: op = EKV_MO_GET; break;
         case EKV_SCRIPT_ITEM_PUT: op = EKV_MO_PUT; break;
         case EKV_SCRIPT_ITEM_DELETE: op = EKV_MO_DELETE; break;
         case EKV_SCRIPT_KEY_LIST: op = EKV_MO_LIST; break;
@@ -268,12 +270,12 @@ static void on_origin_observe(size_t script, int status, bool error_reply, uint6
 }
 
 const char *const ekv_script_names[EKV_SCRIPT_COUNT] = {
-    [EKV_SCRIPT_ITEM_GET] = "item_get",         [EKV_SCRIPT_ITEM_PUT] = "item_put",
-    [EKV_SCRIPT_ITEM_DELETE] = "item_delete",   [EKV_SCRIPT_KEY_LIST] = "key_list",
-    [EKV_SCRIPT_STORE_CREATE] = "store_create", [EKV_SCRIPT_STORE_LIST] = "store_list",
-    [EKV_SCRIPT_STORE_RENAME] = "store_rename", [EKV_SCRIPT_STORE_DELETE] = "store_delete",
-    [EKV_SCRIPT_RESOLVE] = "resolve",           [EKV_SCRIPT_LINK_CREATE] = "link_create",
-    [EKV_SCRIPT_LINK_UPDATE] = "link_update",   [EKV_SCRIPT_LINK_DELETE] = "link_delete",
+    [EKV_SCRIPT_ITEM_PUT] = "item_put",         [EKV_SCRIPT_ITEM_DELETE] = "item_delete",
+    [EKV_SCRIPT_KEY_LIST] = "key_list",         [EKV_SCRIPT_STORE_CREATE] = "store_create",
+    [EKV_SCRIPT_STORE_LIST] = "store_list",     [EKV_SCRIPT_STORE_RENAME] = "store_rename",
+    [EKV_SCRIPT_STORE_DELETE] = "store_delete", [EKV_SCRIPT_RESOLVE] = "resolve",
+    [EKV_SCRIPT_LINK_CREATE] = "link_create",   [EKV_SCRIPT_LINK_UPDATE] = "link_update",
+    [EKV_SCRIPT_LINK_DELETE] = "link_delete",
 };
 
 struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps)

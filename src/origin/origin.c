@@ -1,13 +1,15 @@
 /* origin.c - one worker's command connection to the Redis origin, on a self-healing link
- * (link.c): Lua scripts loaded on every connect, one deadline timer for the commands in
- * flight, and failing fast while the origin is down.
+ * (link.c): Lua scripts loaded on every connect, MULTI/EXEC transactions, one deadline timer
+ * for the commands in flight, failing fast while the origin is down, and lean reply objects.
  *
  * Replies arrive in order, so only the oldest command in flight can be late; when it is, the
  * connection is stuck and is reset (every command in flight is then answered, the late one with
  * EKV_ETIMEDOUT). While the origin is down, commands are answered with EKV_ECLOSED on the next
  * loop turn: never synchronously, never after a wait. Every op is freed in exactly one place:
  * on_reply() for ops handed to hiredis (which calls each callback exactly once, with NULL when
- * the connection goes), fail_deferred() otherwise. */
+ * the connection goes), fail_deferred() otherwise. A transaction is one op: only its EXEC's
+ * callback knows it (MULTI and the queued commands answer on_queued(), which does not), so it
+ * too is answered and freed exactly once, wherever the connection breaks. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -34,8 +36,9 @@ struct ekv_origin_op {
     uint64_t sent_us;  /* for the observer's latency */
     char *cmd; /* the formatted command, kept by scripts for a NOSCRIPT retry */
     size_t cmdlen;
-    size_t script;
-    bool is_script, retried;
+    enum ekv_origin_kind kind;
+    size_t id; /* the script number, or a transaction's tag (for the observer) */
+    bool retried;
 };
 
 TAILQ_HEAD(op_list, ekv_origin_op);
@@ -54,6 +57,7 @@ struct ekv_origin {
     void *state_arg;
     ekv_origin_observe_cb *observe_cb;
     void *observe_arg;
+    uint64_t refused_log_ms; /* when a refused transaction command was last logged */
 };
 
 static void arm(struct event *ev, uint64_t ms)
@@ -65,14 +69,27 @@ static void arm(struct event *ev, uint64_t ms)
 
 /* ---------------------------------------------------------------- answering ops */
 
+/* Whether Redis answered @op with an error: the reply, or (a transaction) one of its commands. */
+static bool error_reply(const struct ekv_origin_op *op, const redisReply *reply)
+{
+    if (reply == NULL)
+        return false;
+    if (reply->type == REDIS_REPLY_ERROR)
+        return true;
+    if (op->kind == EKV_ORIGIN_MULTI && reply->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < reply->elements; i++)
+            if (reply->element[i]->type == REDIS_REPLY_ERROR)
+                return true;
+    return false;
+}
+
 static void finish(struct ekv_origin_op *op, int status, const redisReply *reply)
 {
     ekv_origin_cb *cb = op->cb;
     struct ekv_origin *o = op->o;
 
     if (cb != NULL && o->observe_cb != NULL)
-        o->observe_cb(op->is_script ? op->script : SIZE_MAX, status,
-                      reply != NULL && reply->type == REDIS_REPLY_ERROR,
+        o->observe_cb(op->kind, op->id, status, error_reply(op, reply),
                       op->sent_us != 0 ? ekv_mono_us() - op->sent_us : 0, o->observe_arg);
     op->cb = NULL; /* at most once */
     if (cb != NULL)
@@ -96,6 +113,102 @@ static void fail_deferred(evutil_socket_t fd, short what, void *arg)
         op_free(op);
     }
 }
+
+/* ---------------------------------------------------------------- reply objects
+ *
+ * hiredis builds each reply with two allocations (the struct, then its string or element
+ * vector). On this connection replies are built here instead: the struct and its string or
+ * element vector in one allocation, and the replies that carry nothing ("+OK", "+QUEUED", nil:
+ * most of a transaction's) are shared static objects that cost none. They stay standard
+ * redisReply structs (callers read them as such) and are read-only for everybody; free_reply()
+ * skips the static ones. Only the command connection uses them: the invalidation link keeps
+ * hiredis's own objects, which its subscribe handling reads. A failed allocation returns NULL,
+ * which hiredis turns into an out-of-memory error on the connection (a peer announcing a huge
+ * array must not abort the process). The object functions' signatures are 0.14's; hiredis 1.x
+ * keeps its defaults. */
+#if HIREDIS_MAJOR == 0
+#define LEAN_REPLIES 1
+
+static char ok_str[] = "OK", queued_str[] = "QUEUED";
+static redisReply reply_ok = {.type = REDIS_REPLY_STATUS, .len = 2, .str = ok_str};
+static redisReply reply_queued = {.type = REDIS_REPLY_STATUS, .len = 6, .str = queued_str};
+static redisReply reply_nil = {.type = REDIS_REPLY_NIL};
+
+/* Links @r into its parent array (as hiredis's own functions do) and returns it. */
+static void *attach(const redisReadTask *task, redisReply *r)
+{
+    if (task->parent != NULL) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *new_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r;
+
+    if (task->type == REDIS_REPLY_STATUS && len == 2 && memcmp(str, "OK", 2) == 0)
+        return attach(task, &reply_ok);
+    if (task->type == REDIS_REPLY_STATUS && len == 6 && memcmp(str, "QUEUED", 6) == 0)
+        return attach(task, &reply_queued);
+    if (len > SIZE_MAX - sizeof(*r) - 1 || (r = malloc(sizeof(*r) + len + 1)) == NULL)
+        return NULL;
+    memset(r, 0, sizeof(*r));
+    r->type = task->type; /* a string, a status or an error */
+    r->str = (char *)(r + 1);
+    r->len = len;
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    return attach(task, r);
+}
+
+static void *new_array(const redisReadTask *task, int elements)
+{
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    redisReply *r;
+
+    if (n > (SIZE_MAX - sizeof(*r)) / sizeof(redisReply *) ||
+        (r = calloc(1, sizeof(*r) + n * sizeof(redisReply *))) == NULL)
+        return NULL;
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    /* zeroed: an array cut short by an error is freed with its missing elements NULL */
+    r->element = n > 0 ? (redisReply **)(void *)(r + 1) : NULL;
+    return attach(task, r);
+}
+
+static void *new_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->type = REDIS_REPLY_INTEGER;
+    r->integer = value;
+    return attach(task, r);
+}
+
+static void *new_nil(const redisReadTask *task)
+{
+    return attach(task, &reply_nil);
+}
+
+static void free_reply(void *obj)
+{
+    redisReply *r = obj;
+
+    if (r == NULL || r == &reply_ok || r == &reply_queued || r == &reply_nil)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            free_reply(r->element[i]);
+    free(r); /* its string or element vector with it */
+}
+
+static redisReplyObjectFunctions reply_fns = {new_string, new_array, new_integer, new_nil,
+                                              free_reply};
+#endif
 
 /* ---------------------------------------------------------------- connection */
 
@@ -123,6 +236,9 @@ static void on_open(struct ekv_origin_link *link, struct redisAsyncContext *ac, 
 {
     struct ekv_origin *o = arg;
 
+#ifdef LEAN_REPLIES
+    ac->c.reader->fn = &reply_fns; /* nothing has been read yet */
+#endif
     /* pipelined behind AUTH/SELECT and ahead of any command */
     o->setup_pending = 0;
     for (size_t i = 0; i < o->nscripts; i++) {
@@ -176,10 +292,11 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     TAILQ_REMOVE(&o->inflight, op, link);
     o->npending--;
-    if (reply != NULL && op->is_script && !op->retried && reply->type == REDIS_REPLY_ERROR &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0 && ekv_origin_link_ctx(o->link) == ac) {
+    if (reply != NULL && op->kind == EKV_ORIGIN_SCRIPT && !op->retried &&
+        reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+        ekv_origin_link_ctx(o->link) == ac) {
         /* the script cache was flushed: load it and send the same EVALSHA again, in order */
-        const char *load[] = {"SCRIPT", "LOAD", o->scripts[op->script].body};
+        const char *load[] = {"SCRIPT", "LOAD", o->scripts[op->id].body};
         op->retried = true;
         if (redisAsyncCommandArgv(ac, NULL, NULL, 3, load, NULL) == REDIS_OK &&
             redisAsyncFormattedCommand(ac, on_reply, op, op->cmd, op->cmdlen) == REDIS_OK) {
@@ -193,21 +310,39 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     op_free(op);
 }
 
-static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *op)
+/* The answers to a transaction's MULTI and queued commands: "+OK" and "+QUEUED", or the reason
+ * Redis refused to queue a command (its EXEC then answers EXECABORT, which may not say why):
+ * logged for the operator, at most every 10 s. @privdata is the origin, never the op: the op
+ * belongs to the EXEC's callback alone. */
+static void on_queued(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisAsyncContext *ac = ekv_origin_link_ctx(o->link);
+    struct ekv_origin *o = privdata;
+    redisReply *reply = r;
+    uint64_t now;
 
-    /* while down, or reconnecting after a failure, answer at once rather than queue */
-    if (ekv_origin_link_failing(o->link) ||
-        redisAsyncFormattedCommand(ac, on_reply, op, op->cmd, op->cmdlen) != REDIS_OK) {
-        TAILQ_INSERT_TAIL(&o->failing, op, link);
-        event_active(o->fail_ev, EV_TIMEOUT, 1);
-        return op;
+    (void)ac;
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+        return;
+    now = ekv_mono_ms();
+    if (o->refused_log_ms == 0 || now - o->refused_log_ms >= 10000) {
+        o->refused_log_ms = now;
+        ekv_log(EKV_LOG_WARN, "%s: Redis refused a command of a transaction: %.*s",
+                ekv_origin_link_label(o->link), (int)EKV_MIN(reply->len, (size_t)300),
+                reply->str);
     }
-    if (!op->is_script) { /* hiredis copied it; only scripts may need it again */
-        ekv_free(op->cmd);
-        op->cmd = NULL;
-    }
+}
+
+/* Answers @op with EKV_ECLOSED on the next loop turn. */
+static struct ekv_origin_op *fail_soon(struct ekv_origin *o, struct ekv_origin_op *op)
+{
+    TAILQ_INSERT_TAIL(&o->failing, op, link);
+    event_active(o->fail_ev, EV_TIMEOUT, 1);
+    return op;
+}
+
+/* @op was handed to hiredis: it is in flight from now on. */
+static struct ekv_origin_op *sent(struct ekv_origin *o, struct ekv_origin_op *op)
+{
     op->deadline_ms = ekv_mono_ms() + o->timeout_ms;
     op->sent_us = ekv_mono_us();
     if (TAILQ_EMPTY(&o->inflight))
@@ -217,29 +352,47 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
     return op;
 }
 
-/* One RESP array of bulk strings: the @npre parts of @pre, then @argc of @argv (lengths from
- * the length arrays, or strlen when NULL). One allocation, no printf: every origin request is
- * formatted here. */
-static char *format_resp(int npre, const char *const *pre, const size_t *prelen, int argc,
-                         const char **argv, const size_t *argvlen, size_t *outlen)
+static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *op)
 {
-    size_t total = 24, len;
-    char *buf, *p;
+    redisAsyncContext *ac = ekv_origin_link_ctx(o->link);
 
-    for (int i = 0; i < npre + argc; i++) {
-        len = i < npre ? prelen[i]
-                       : (argvlen != NULL ? argvlen[i - npre] : strlen(argv[i - npre]));
-        total += 25 + len;
+    /* while down, or reconnecting after a failure, answer at once rather than queue */
+    if (ekv_origin_link_failing(o->link) ||
+        redisAsyncFormattedCommand(ac, on_reply, op, op->cmd, op->cmdlen) != REDIS_OK)
+        return fail_soon(o, op);
+    if (op->kind != EKV_ORIGIN_SCRIPT) { /* hiredis copied it; only scripts may need it again */
+        ekv_free(op->cmd);
+        op->cmd = NULL;
     }
-    p = buf = ekv_malloc(total);
+    return sent(o, op);
+}
+
+/* The most bytes resp_write() writes for these parts (see there). */
+static size_t resp_max(int npre, const size_t *prelen, int argc, const char **argv,
+                       const size_t *argvlen)
+{
+    size_t total = 24;
+
+    for (int i = 0; i < npre + argc; i++)
+        total += 25 + (i < npre ? prelen[i]
+                                : (argvlen != NULL ? argvlen[i - npre] : strlen(argv[i - npre])));
+    return total;
+}
+
+/* One RESP array of bulk strings at @p: the @npre parts of @pre, then @argc of @argv (lengths
+ * from the length arrays, or strlen when NULL). Returns the end. No printf: every origin request
+ * is formatted here. */
+static char *resp_write(char *p, int npre, const char *const *pre, const size_t *prelen, int argc,
+                        const char **argv, const size_t *argvlen)
+{
     *p++ = '*';
     p += ekv_fmt_u64(p, (uint64_t)(npre + argc));
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < npre + argc; i++) {
         const char *a = i < npre ? pre[i] : argv[i - npre];
-        len = i < npre ? prelen[i]
-                       : (argvlen != NULL ? argvlen[i - npre] : strlen(argv[i - npre]));
+        size_t len = i < npre ? prelen[i]
+                              : (argvlen != NULL ? argvlen[i - npre] : strlen(argv[i - npre]));
         *p++ = '$';
         p += ekv_fmt_u64(p, len);
         *p++ = '\r';
@@ -249,7 +402,16 @@ static char *format_resp(int npre, const char *const *pre, const size_t *prelen,
         *p++ = '\r';
         *p++ = '\n';
     }
-    *outlen = (size_t)(p - buf);
+    return p;
+}
+
+/* resp_write() into a new buffer of its own (one allocation); its length in *@outlen. */
+static char *format_resp(int npre, const char *const *pre, const size_t *prelen, int argc,
+                         const char **argv, const size_t *argvlen, size_t *outlen)
+{
+    char *buf = ekv_malloc(resp_max(npre, prelen, argc, argv, argvlen));
+
+    *outlen = (size_t)(resp_write(buf, npre, pre, prelen, argc, argv, argvlen) - buf);
     return buf;
 }
 
@@ -269,6 +431,7 @@ struct ekv_origin_op *ekv_origin_cmd(struct ekv_origin *o, ekv_origin_cb *cb, vo
     struct ekv_origin_op *op = op_new(o, cb, arg);
 
     op->cmd = format_resp(0, NULL, NULL, argc, argv, argvlen, &op->cmdlen);
+    op->kind = EKV_ORIGIN_CMD;
     return submit(o, op);
 }
 
@@ -282,9 +445,61 @@ struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_o
     size_t prelen[3] = {7, 40, ekv_fmt_u64(nk, (uint64_t)nkeys)};
 
     op->cmd = format_resp(3, pre, prelen, argc, argv, argvlen, &op->cmdlen);
-    op->is_script = true;
-    op->script = script;
+    op->kind = EKV_ORIGIN_SCRIPT;
+    op->id = script;
     return submit(o, op);
+}
+
+struct ekv_origin_op *ekv_origin_multi(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
+                                       void *arg, size_t ncmds,
+                                       const struct ekv_origin_argv *cmds)
+{
+    static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
+    static const size_t multi_len[] = {5}, exec_len[] = {4};
+    struct ekv_origin_op *op = op_new(o, cb, arg);
+    redisAsyncContext *ac = ekv_origin_link_ctx(o->link);
+    size_t total = resp_max(1, multi_len, 0, NULL, NULL) + resp_max(1, exec_len, 0, NULL, NULL);
+    char *buf, *p, *end;
+
+    op->kind = EKV_ORIGIN_MULTI;
+    op->id = tag;
+    if (ekv_origin_link_failing(o->link))
+        return fail_soon(o, op);
+    for (size_t i = 0; i < ncmds; i++)
+        total += resp_max(0, NULL, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+    /* the whole block in one buffer; hiredis copies each command into its output buffer */
+    p = buf = ekv_malloc(total);
+    for (size_t i = 0; i <= ncmds + 1; i++) {
+        bool last = i == ncmds + 1;
+        int rc;
+
+        if (i == 0)
+            end = resp_write(p, 1, multi, multi_len, 0, NULL, NULL);
+        else if (!last)
+            end = resp_write(p, 0, NULL, NULL, cmds[i - 1].argc, cmds[i - 1].argv,
+                             cmds[i - 1].argvlen);
+        else
+            end = resp_write(p, 1, exec, exec_len, 0, NULL, NULL);
+        /* one hiredis command per Redis command, so that hiredis's queue of callbacks stays in
+         * step with the replies (MULTI's "+OK" and each "+QUEUED" is a reply of its own) */
+        rc = redisAsyncFormattedCommand(ac, last ? on_reply : on_queued, last ? (void *)op : o,
+                                        p, (size_t)(end - p));
+        if (rc != REDIS_OK && i == 0) { /* nothing was queued: fail like any command */
+            ekv_free(buf);
+            return fail_soon(o, op);
+        }
+        if (rc != REDIS_OK) {
+            /* hiredis checks its state before anything else, so once MULTI was accepted only
+             * out of memory can refuse a command; a half-queued transaction would answer the
+             * commands behind it with "+QUEUED". Like ekv_malloc(): give up. */
+            ekv_log(EKV_LOG_ERROR, "%s: out of memory queueing a transaction",
+                    ekv_origin_link_label(o->link));
+            abort();
+        }
+        p = end;
+    }
+    ekv_free(buf);
+    return sent(o, op);
 }
 
 void ekv_origin_cancel(struct ekv_origin_op *op)

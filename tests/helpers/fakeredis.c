@@ -29,6 +29,7 @@
 #define MAX_KEYS 32
 #define MAX_ARGS 64
 #define MAX_LOGS 16
+#define MAX_QUEUED 8 /* commands in one transaction */
 #define POLL_MS 50
 
 enum kind { R_PLAIN, R_GET, R_SUB };
@@ -45,6 +46,14 @@ struct queue {
     struct reply *head, **tail;
 };
 
+/* A command queued inside MULTI, run at EXEC. */
+struct queued {
+    enum { Q_HMGET, Q_PTTL, Q_EXISTS } cmd;
+    char key[256];
+    char fields[MAX_ARGS]; /* HMGET: each field's name if it is one letter, else '?' */
+    int nfields;
+};
+
 struct conn {
     int fd; /* -1: unused */
     unsigned id;
@@ -54,6 +63,10 @@ struct conn {
     bool wants_inv;  /* sent SUBSCRIBE __redis__:invalidate */
     bool confirmed;  /* and its confirmation went out */
     bool hb;         /* subscribed to another channel (the heartbeat) */
+    bool multi;      /* inside MULTI */
+    bool dirty;      /* a command was refused while queueing: EXEC answers EXECABORT */
+    unsigned nqueued;
+    struct queued queued[MAX_QUEUED];
     char *in;
     size_t in_len, in_cap;
     struct queue urgent, out;
@@ -75,7 +88,6 @@ struct fakeredis {
     char dir[200], sock[240], origin[260];
     struct conn conns[MAX_CONNS];
     struct item items[MAX_KEYS];
-    char get_sha[41];
     unsigned hold_gets;
     bool hold_sub;
     unsigned next_id;
@@ -372,64 +384,120 @@ static void cmd_script(struct fakeredis *f, struct conn *c, const char **argv,
         return;
     }
     ekv_sha1_hex(argv[2], argl[2], sha);
-    if (argl[2] >= 11 && memcmp(argv[2], "-- item_get", 11) == 0)
-        memcpy(f->get_sha, sha, sizeof(sha));
     b_bulk(&b, sha, 40);
     q_push(&c->out, R_PLAIN, false, b.p, b.len);
     free(b.p);
 }
 
-/* EVALSHA <item_get sha> 2 <item key> <generation counter key>: item_get.lua's reply. */
-static void cmd_evalsha(struct fakeredis *f, struct conn *c, const char **argv,
-                        const size_t *argl, int argc)
+/* A command inside MULTI: HMGET, PTTL and EXISTS (edgekv's item read) are queued, anything
+ * else is refused (the transaction then ends in EXECABORT, as in Redis). */
+static void cmd_queue(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
+                      int argc)
 {
-    struct item *it;
-    struct buf b = {0};
-    bool held = false;
-    char gen[32];
+    struct queued *q = &c->queued[c->nqueued];
+    bool hmget = argc >= 3 && arg_is(argv[0], argl[0], "HMGET");
 
-    if (argc < 5 || argl[1] != 40 || f->get_sha[0] == '\0' ||
-        memcmp(argv[1], f->get_sha, 40) != 0) {
-        unknown(f, c, "EVALSHA <a script other than item_get>", 39);
+    if (!hmget && !(argc == 2 && (arg_is(argv[0], argl[0], "PTTL") ||
+                                  arg_is(argv[0], argl[0], "EXISTS")))) {
+        c->dirty = true;
+        unknown(f, c, argv[0], argl[0]);
         return;
     }
-    f->st.gets++;
-    it = find_item(f, argv[3], argl[3], true);
-    if (it != NULL)
-        it->gets++;
-    if (it != NULL && it->value != NULL) {
-        snprintf(gen, sizeof(gen), "%llu", it->gen);
-        b_add(&b, "*6\r\n:200\r\n", 10);
-        b_bulk(&b, it->value, strlen(it->value));
-        b_bulk(&b, "", 0);
-        b_bulk(&b, gen, strlen(gen));
-        b_bulk(&b, "0", 1);
-        b_add(&b, ":-1\r\n", 5);
-    } else {
-        b_add(&b, "*2\r\n:404\r\n", 10);
-        b_bulk(&b, "key", 3);
+    if (c->nqueued == MAX_QUEUED || argl[1] >= sizeof(q->key)) {
+        c->dirty = true;
+        unknown(f, c, "(too long a transaction)", 24);
+        return;
     }
-    if (f->hold_gets > 0) {
+    q->cmd = hmget ? Q_HMGET : arg_is(argv[0], argl[0], "PTTL") ? Q_PTTL : Q_EXISTS;
+    memcpy(q->key, argv[1], argl[1]);
+    q->key[argl[1]] = '\0';
+    q->nfields = hmget ? argc - 2 : 0;
+    for (int i = 0; i < q->nfields; i++)
+        q->fields[i] = argl[i + 2] == 1 ? argv[i + 2][0] : '?';
+    c->nqueued++;
+    reply_str(c, "+QUEUED\r\n");
+}
+
+/* EXEC: the queued commands run now, over the table of items (fields v, g and t; no metadata,
+ * no TTL; every store exists). A transaction with an HMGET is an item read: counted, and held
+ * when the test asked for it. */
+static void cmd_exec(struct fakeredis *f, struct conn *c)
+{
+    struct buf b = {0};
+    bool read = false, held = false;
+    char gen[32];
+
+    if (!c->multi) {
+        unknown(f, c, "EXEC without MULTI", 18);
+        return;
+    }
+    c->multi = false;
+    if (c->dirty) {
+        reply_str(c, "-EXECABORT Transaction discarded because of previous errors.\r\n");
+        return;
+    }
+    b_printf(&b, "*%u\r\n", c->nqueued);
+    for (unsigned i = 0; i < c->nqueued; i++) {
+        struct queued *q = &c->queued[i];
+        struct item *it = find_item(f, q->key, strlen(q->key), q->cmd == Q_HMGET);
+        bool present = it != NULL && it->value != NULL;
+
+        switch (q->cmd) {
+        case Q_HMGET:
+            if (!read)
+                f->st.gets++;
+            read = true;
+            if (it != NULL)
+                it->gets++;
+            b_printf(&b, "*%d\r\n", q->nfields);
+            for (int k = 0; k < q->nfields; k++) {
+                snprintf(gen, sizeof(gen), "%llu", present ? it->gen : 0);
+                if (present && q->fields[k] == 'v')
+                    b_bulk(&b, it->value, strlen(it->value));
+                else if (present && q->fields[k] == 'g')
+                    b_bulk(&b, gen, strlen(gen));
+                else if (present && q->fields[k] == 't')
+                    b_bulk(&b, "0", 1);
+                else
+                    b_add(&b, "$-1\r\n", 5);
+            }
+            break;
+        case Q_PTTL:
+            b_add(&b, present ? ":-1\r\n" : ":-2\r\n", 5);
+            break;
+        case Q_EXISTS: /* an item's hash, or else a store's generation counter: always there */
+            b_add(&b, present || it == NULL ? ":1\r\n" : ":0\r\n", 4);
+            break;
+        }
+    }
+    if (read && f->hold_gets > 0) {
         f->hold_gets--;
         f->st.held_gets++;
         held = true;
     }
-    q_push(&c->out, R_GET, held, b.p, b.len);
+    q_push(&c->out, read ? R_GET : R_PLAIN, held, b.p, b.len);
     free(b.p);
 }
 
 static void handle(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
                    int argc)
 {
-    if (arg_is(argv[0], argl[0], "CLIENT"))
+    if (arg_is(argv[0], argl[0], "EXEC"))
+        cmd_exec(f, c);
+    else if (c->multi)
+        cmd_queue(f, c, argv, argl, argc);
+    else if (arg_is(argv[0], argl[0], "CLIENT"))
         cmd_client(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "SUBSCRIBE"))
         cmd_subscribe(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "SCRIPT"))
         cmd_script(f, c, argv, argl, argc);
-    else if (arg_is(argv[0], argl[0], "EVALSHA"))
-        cmd_evalsha(f, c, argv, argl, argc);
-    else if (arg_is(argv[0], argl[0], "PING"))
+    else if (arg_is(argv[0], argl[0], "MULTI")) {
+        c->multi = true;
+        c->dirty = false;
+        c->nqueued = 0;
+        reply_str(c, "+OK\r\n");
+    } else if (arg_is(argv[0], argl[0], "PING"))
         reply_str(c, "+PONG\r\n");
     else {
         log_cmd(f, c, argv, argl, argc);

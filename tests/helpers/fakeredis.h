@@ -2,14 +2,15 @@
  *
  * A RESP2 server on a unix socket, run by a thread of the test process, that speaks just the
  * part of Redis that edgekv's read path and invalidation link use: CLIENT ID, CLIENT TRACKING,
- * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, EVALSHA of
- * item_get (src/api/lua/item_get.lua's reply shape) over a small table of items, and PING.
- * Anything else is answered with an error and counted.
+ * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, the item read
+ * transaction (MULTI, HMGET/PTTL/EXISTS queued, EXEC: src/api/read.c) over a small table of
+ * items, and PING. Anything else is answered with an error and counted (inside MULTI, the
+ * transaction then ends in EXECABORT).
  *
  * What a real Redis cannot do on demand, the test scripts here:
- * - hold the replies to the next item_get reads (the reply is computed when the read arrives,
- *   as Redis would have run the script then, and is only sent on release; later replies on the
- *   same connection wait behind it, as RESP requires);
+ * - hold the replies to the next item reads (EXEC's reply, computed when EXEC arrives, as Redis
+ *   would have run the transaction then, and only sent on release; later replies on the same
+ *   connection wait behind it, as RESP requires);
  * - hold the confirmation of SUBSCRIBE __redis__:invalidate;
  * - push invalidation messages to the invalidation connections, in order (behind a held
  *   confirmation, as Redis would) or "early" (ahead of everything queued);
@@ -33,8 +34,8 @@ struct fakeredis_stats {
     unsigned inval_conns; /* connections that sent CLIENT ID (the invalidation link's) */
     unsigned subscribed;  /* open connections whose invalidation subscription was confirmed */
     unsigned sub_pending; /* SUBSCRIBE __redis__:invalidate confirmations held */
-    unsigned held_gets;   /* item_get replies held */
-    unsigned gets;        /* item_get reads received, every key */
+    unsigned held_gets;   /* item read replies (EXEC) held */
+    unsigned gets;        /* item reads received (EXECs with an HMGET), every key */
     unsigned heartbeats;  /* SUBSCRIBEs of other channels (edgekv's heartbeat) */
     unsigned unknown;     /* commands it does not know (answered with an error) */
     bool redirect_ok;     /* every CLIENT TRACKING ON named its own connection in REDIRECT */
@@ -53,13 +54,14 @@ void fakeredis_stop(struct fakeredis *f);
 const char *fakeredis_origin(const struct fakeredis *f);
 
 /** Sets the item under the Redis key @rkey ("edgekv:i:{sid}:key") to @value with generation
- * @gen; a NULL @value deletes it (item_get then answers {404, "key"}). Sends nothing. */
+ * @gen; a NULL @value deletes it (a read then finds no item in a store that exists: 404 "key").
+ * Sends nothing. */
 void fakeredis_set(struct fakeredis *f, const char *rkey, const char *value,
                    unsigned long long gen);
 
-/** Holds the replies to the next @n item_get reads (0 cancels what is left). */
+/** Holds the replies to the next @n item reads (0 cancels what is left). */
 void fakeredis_hold_gets(struct fakeredis *f, unsigned n);
-/** Sends the held item_get replies (and what queued behind them). */
+/** Sends the held item read replies (and what queued behind them). */
 void fakeredis_release_gets(struct fakeredis *f);
 
 /** While @on, the confirmations of SUBSCRIBE __redis__:invalidate are held. */
@@ -84,7 +86,7 @@ unsigned fakeredis_kill_inval(struct fakeredis *f);
 /** A snapshot of the counters. */
 void fakeredis_stats(struct fakeredis *f, struct fakeredis_stats *st);
 
-/** item_get reads received for @rkey. */
+/** Item reads received for @rkey (HMGETs of it run by an EXEC). */
 unsigned fakeredis_gets(struct fakeredis *f, const char *rkey);
 
 /** The commands received on the @n-th (0-based) invalidation connection, one per line with

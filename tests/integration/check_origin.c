@@ -1,10 +1,12 @@
-/* check_origin.c - the origin module (src/origin) against a real redis-server: commands and
- * scripts, the async contract (never synchronous, exactly once, cancel), NOSCRIPT recovery,
- * deadlines on a stalled Redis, failing fast while Redis is down, reconnecting by itself,
- * AUTH with an ACL user and SELECT. */
+/* check_origin.c - the origin module (src/origin) against a real redis-server: commands,
+ * scripts and MULTI/EXEC transactions, the async contract (never synchronous, exactly once,
+ * cancel), NOSCRIPT recovery, errors inside a transaction, deadlines on a stalled Redis, failing
+ * fast while Redis is down, the connection lost mid-transaction, reconnecting by itself, AUTH
+ * with an ACL user and SELECT, and what the observer is told. */
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,86 @@ static void on_result(int status, const struct redisReply *r, void *arg)
             snprintf(res->str, sizeof(res->str), "%lld", reply->integer);
     }
 }
+
+/* A reply, rendered: "str", "+STATUS", "-FIRSTWORD" (errors), ":42", "nil", "[a,b]". */
+static void dump(const redisReply *r, char *out, size_t cap)
+{
+    size_t n = strlen(out);
+
+    if (n + 1 >= cap)
+        return;
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+        snprintf(out + n, cap - n, "%.*s", (int)r->len, r->str);
+        break;
+    case REDIS_REPLY_STATUS:
+        snprintf(out + n, cap - n, "+%s", r->str);
+        break;
+    case REDIS_REPLY_ERROR:
+        snprintf(out + n, cap - n, "-%.*s", (int)strcspn(r->str, " "), r->str);
+        break;
+    case REDIS_REPLY_INTEGER:
+        snprintf(out + n, cap - n, ":%lld", r->integer);
+        break;
+    case REDIS_REPLY_NIL:
+        snprintf(out + n, cap - n, "nil");
+        break;
+    case REDIS_REPLY_ARRAY:
+        snprintf(out + n, cap - n, "[");
+        for (size_t i = 0; i < r->elements; i++) {
+            if (i > 0)
+                snprintf(out + strlen(out), cap - strlen(out), ",");
+            dump(r->element[i], out, cap);
+        }
+        snprintf(out + strlen(out), cap - strlen(out), "]");
+        break;
+    default:
+        snprintf(out + n, cap - n, "?%d", r->type);
+    }
+}
+
+/* on_result() plus the whole reply, rendered by dump(). */
+struct tx_result {
+    int calls;
+    int status;
+    char dump[512];
+};
+
+static void on_tx(int status, const struct redisReply *r, void *arg)
+{
+    struct tx_result *res = arg;
+
+    res->calls++;
+    res->status = status;
+    res->dump[0] = '\0';
+    if (r != NULL)
+        dump((const redisReply *)r, res->dump, sizeof(res->dump));
+}
+
+/* What the observer was told, last. */
+struct observed {
+    int calls;
+    enum ekv_origin_kind kind;
+    size_t id;
+    int status;
+    bool error_reply;
+};
+
+static void on_observe(enum ekv_origin_kind kind, size_t id, int status, bool error_reply,
+                       uint64_t latency_us, void *arg)
+{
+    struct observed *ob = arg;
+
+    (void)latency_us;
+    ob->calls++;
+    ob->kind = kind;
+    ob->id = id;
+    ob->status = status;
+    ob->error_reply = error_reply;
+}
+
+#define TX(...) {(int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+                 (const char *[]){__VA_ARGS__}, NULL}
 
 /* Runs the loop until @done becomes true or @ms pass; returns whether @done became true. */
 static bool run_until(const int *done, unsigned ms)
@@ -196,6 +278,213 @@ START_TEST(test_scripts_and_noscript_recovery)
     ck_assert_int_eq(c.status, EKV_OK);
     ck_assert_int_eq(c.type, REDIS_REPLY_STRING);
     ck_assert_str_eq(c.str, "hello");
+    ekv_origin_free(o);
+}
+END_TEST
+
+/* A transaction: one op, one callback with EXEC's array (one reply per command, of every shape:
+ * statuses, strings, nils, integers, arrays empty or not), never synchronous; a canceled one is
+ * never answered; the observer sees the caller's tag. */
+START_TEST(test_multi_round_trip)
+{
+    struct ekv_origin *o = origin_new(1000);
+    struct tx_result r = {0}, canceled = {0}, after = {0};
+    struct observed ob = {0};
+    static const char bin[] = "b\0n";
+    const char *sv[] = {"SET", "tx:bin", bin};
+    const size_t svl[] = {3, 6, 3};
+    struct ekv_origin_argv cmds[] = {
+        TX("SET", "tx:k", "val"),
+        TX("HMGET", "tx:h", "v", "m", "g"),
+        TX("PTTL", "tx:h"),
+        TX("EXISTS", "tx:nothing"),
+        TX("LRANGE", "tx:nolist", "0", "-1"),
+        TX("GET", "tx:nokey"),
+        TX("GET", "tx:k"),
+        {3, sv, svl},
+        TX("GET", "tx:bin"),
+    };
+    struct ekv_origin_argv one[] = {TX("PING")};
+    char *x = ekv_test_redis_cmd(redis, "HSET tx:h v hello g 7");
+
+    free(x);
+    ekv_origin_set_observer(o, on_observe, &ob);
+    ck_assert(wait_connected(o, 3000));
+    ekv_origin_multi(o, 42, on_tx, &r, EKV_ARRAY_LEN(cmds), cmds);
+    ck_assert_int_eq(r.calls, 0); /* never synchronous */
+    ck_assert_uint_eq(ekv_origin_pending(o), 1); /* one op for the whole transaction */
+    ekv_origin_cancel(ekv_origin_multi(o, 43, on_tx, &canceled, 1, one));
+    ekv_origin_multi(o, 44, on_tx, &after, 1, one);
+    ck_assert(run_until(&after.calls, 3000));
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.status, EKV_OK);
+    ck_assert_str_eq(r.dump, "[+OK,[hello,nil,7],:-1,:0,[],nil,val,+OK,b]"); /* b\0n */
+    ck_assert_int_eq(canceled.calls, 0);
+    ck_assert_int_eq(after.status, EKV_OK);
+    ck_assert_str_eq(after.dump, "[+PONG]");
+    ck_assert_uint_eq(ekv_origin_pending(o), 0);
+    /* the canceled one is not observed either */
+    ck_assert_int_eq(ob.calls, 2);
+    ck_assert_int_eq(ob.kind, EKV_ORIGIN_MULTI);
+    ck_assert_uint_eq(ob.id, 44);
+    ck_assert(!ob.error_reply);
+    /* the binary value went through whole (one allocation per string, NULs included) */
+    x = ekv_test_redis_cmd(redis, "STRLEN tx:bin");
+    ck_assert_str_eq(x, "3");
+    free(x);
+    ekv_origin_free(o);
+}
+END_TEST
+
+/* Errors inside a transaction: a command Redis runs and fails (WRONGTYPE) is an error element of
+ * EXEC's array; a command Redis refuses to queue (wrong arity, or an ACL user without HMGET)
+ * turns EXEC's reply into an error (EXECABORT). Either way the connection stays in step: the
+ * next command and the next transaction get their own answers. */
+START_TEST(test_multi_errors)
+{
+    static char user[] = "nohmget", pw[] = "pw";
+    struct ekv_origin *o = origin_new(1000);
+    struct tx_result wrongtype = {0}, arity = {0}, acl = {0}, next = {0}, tx = {0};
+    struct observed ob = {0};
+    struct result get = {0};
+    struct ekv_origin_argv wt[] = {TX("HMGET", "tx:s", "v"), TX("PTTL", "tx:s")};
+    struct ekv_origin_argv bad[] = {TX("PTTL", "tx:s"), TX("HMGET", "tx:h")};
+    struct ekv_origin_argv read[] = {TX("HMGET", "tx:h", "v", "g"), TX("PTTL", "tx:h"),
+                                     TX("EXISTS", "tx:s")};
+    const char *gv[] = {"GET", "tx:s"};
+    char *x = ekv_test_redis_cmd(redis, "SET tx:s str");
+
+    free(x);
+    x = ekv_test_redis_cmd(redis, "HSET tx:h v hello g 7");
+    free(x);
+    ekv_origin_set_observer(o, on_observe, &ob);
+    ck_assert(wait_connected(o, 3000));
+    ekv_origin_multi(o, 1, on_tx, &wrongtype, EKV_ARRAY_LEN(wt), wt);
+    ekv_origin_multi(o, 2, on_tx, &arity, EKV_ARRAY_LEN(bad), bad);
+    ekv_origin_cmd(o, on_result, &get, 2, gv, NULL);
+    ekv_origin_multi(o, 3, on_tx, &next, EKV_ARRAY_LEN(read), read);
+    ck_assert(run_until(&next.calls, 3000));
+    ck_assert_int_eq(wrongtype.status, EKV_OK);
+    ck_assert_str_eq(wrongtype.dump, "[-WRONGTYPE,:-1]");
+    ck_assert_int_eq(arity.calls, 1);
+    ck_assert_int_eq(arity.status, EKV_OK);
+    ck_assert_str_eq(arity.dump, "-EXECABORT");
+    ck_assert_int_eq(get.calls, 1);
+    ck_assert_str_eq(get.str, "str");
+    ck_assert_int_eq(next.calls, 1);
+    ck_assert_str_eq(next.dump, "[[hello,7],:-1,:1]");
+    ck_assert_int_eq(ob.calls, 4);
+    ck_assert(!ob.error_reply);
+    ck_assert(ekv_origin_connected(o));
+    ekv_origin_free(o);
+
+    /* an ACL user without HMGET: Redis refuses it as it is queued */
+    x = ekv_test_redis_cmd(redis, "ACL SETUSER nohmget on >pw ~* &* +@all -hmget");
+    ck_assert_str_eq(x, "OK");
+    free(x);
+    addr.user = user;
+    addr.password = pw;
+    memset(&ob, 0, sizeof(ob));
+    o = origin_new(1000);
+    ekv_origin_set_observer(o, on_observe, &ob);
+    ck_assert(wait_connected(o, 3000));
+    ekv_origin_multi(o, 5, on_tx, &acl, EKV_ARRAY_LEN(read), read);
+    ck_assert(run_until(&acl.calls, 3000));
+    ck_assert_int_eq(acl.status, EKV_OK);
+    ck_assert_str_eq(acl.dump, "-EXECABORT");
+    ck_assert_int_eq(ob.kind, EKV_ORIGIN_MULTI);
+    ck_assert_uint_eq(ob.id, 5);
+    ck_assert(ob.error_reply);
+    memset(&get, 0, sizeof(get));
+    ekv_origin_cmd(o, on_result, &get, 2, gv, NULL);
+    ekv_origin_multi(o, 6, on_tx, &tx, 1, &read[1]);
+    ck_assert(run_until(&tx.calls, 3000));
+    ck_assert_str_eq(get.str, "str");
+    ck_assert_str_eq(tx.dump, "[:-1]");
+    ck_assert_int_eq(acl.calls, 1);
+    ekv_origin_free(o);
+    x = ekv_test_redis_cmd(redis, "ACL DELUSER nohmget");
+    free(x);
+}
+END_TEST
+
+/* The connection killed mid-transaction (MULTI answered, the rest held by CLIENT PAUSE WRITE):
+ * the callback gets EKV_ECLOSED exactly once, nothing of the transaction ran, a transaction sent
+ * while the origin is down fails fast (never synchronously), and the origin comes back. */
+START_TEST(test_multi_connection_lost)
+{
+    struct ekv_origin *o = origin_new(5000);
+    struct state_log st = {0};
+    struct tx_result lost = {0}, fast = {0}, back = {0};
+    struct ekv_origin_argv cmds[] = {TX("SET", "tx:w", "1"), TX("GET", "tx:w")};
+    int never = 0;
+    uint64_t t0;
+    char *x;
+
+    ekv_origin_set_state_cb(o, on_state, &st);
+    ck_assert(wait_connected(o, 3000));
+    x = ekv_test_redis_cmd(redis, "CLIENT PAUSE 3000 WRITE");
+    ck_assert_str_eq(x, "OK");
+    free(x);
+    ekv_origin_multi(o, 0, on_tx, &lost, EKV_ARRAY_LEN(cmds), cmds);
+    run_until(&never, 100); /* sent; MULTI answered, the write held */
+    ck_assert_int_eq(lost.calls, 0);
+    ck_assert_uint_eq(ekv_origin_pending(o), 1);
+    x = ekv_test_redis_cmd(redis, "CLIENT KILL TYPE normal SKIPME yes");
+    ck_assert_int_ge(atoi(x), 1); /* ours (and a lingering one of an earlier test, maybe) */
+    free(x);
+    ck_assert(run_until(&lost.calls, 3000));
+    ck_assert_int_eq(lost.status, EKV_ECLOSED);
+    ck_assert_uint_eq(ekv_origin_pending(o), 0);
+    ck_assert_int_eq(st.downs, 1);
+    t0 = ekv_test_now_ms();
+    ekv_origin_multi(o, 0, on_tx, &fast, EKV_ARRAY_LEN(cmds), cmds);
+    ck_assert_int_eq(fast.calls, 0);
+    ck_assert(run_until(&fast.calls, 3000));
+    ck_assert_int_eq(fast.status, EKV_ECLOSED);
+    ck_assert_uint_lt(ekv_test_now_ms() - t0, 200); /* at once, not after a deadline */
+    x = ekv_test_redis_cmd(redis, "CLIENT UNPAUSE");
+    free(x);
+    x = ekv_test_redis_cmd(redis, "GET tx:w"); /* atomic: nothing of it ran */
+    ck_assert_str_eq(x, "(nil)");
+    free(x);
+    ck_assert(wait_connected(o, 5000));
+    ekv_origin_multi(o, 0, on_tx, &back, EKV_ARRAY_LEN(cmds), cmds);
+    ck_assert(run_until(&back.calls, 3000));
+    ck_assert_str_eq(back.dump, "[+OK,1]");
+    run_until(&never, 100);
+    ck_assert_int_eq(lost.calls, 1); /* exactly once, also after the reconnect */
+    ck_assert_int_eq(fast.calls, 1);
+    ekv_origin_free(o);
+}
+END_TEST
+
+/* A stalled Redis: the transaction times out at its deadline, once; the connection is reset
+ * (its late replies never reach anybody) and the next transaction is answered. */
+START_TEST(test_multi_timeout)
+{
+    struct ekv_origin *o = origin_new(300);
+    struct tx_result r = {0}, later = {0};
+    struct ekv_origin_argv cmds[] = {TX("PTTL", "tx:k"), TX("EXISTS", "tx:k")};
+    int never = 0;
+    uint64_t t0;
+    char *x;
+
+    ck_assert(wait_connected(o, 3000));
+    x = ekv_test_redis_cmd(redis, "CLIENT PAUSE 800 ALL");
+    free(x);
+    t0 = ekv_test_now_ms();
+    ekv_origin_multi(o, 0, on_tx, &r, EKV_ARRAY_LEN(cmds), cmds);
+    ck_assert(run_until(&r.calls, 3000));
+    ck_assert_int_eq(r.status, EKV_ETIMEDOUT);
+    ck_assert_uint_ge(ekv_test_now_ms() - t0, 250);
+    ck_assert_uint_eq(ekv_origin_pending(o), 0);
+    ck_assert(wait_connected(o, 5000));
+    ekv_origin_multi(o, 0, on_tx, &later, EKV_ARRAY_LEN(cmds), cmds);
+    ck_assert(run_until(&later.calls, 3000));
+    ck_assert_str_eq(later.dump, "[:-2,:0]");
+    run_until(&never, 100);
+    ck_assert_int_eq(r.calls, 1);
     ekv_origin_free(o);
 }
 END_TEST
@@ -369,6 +658,10 @@ int main(void)
     tcase_add_test(tc, test_cmd_round_trip);
     tcase_add_test(tc, test_error_reply_is_ok_status);
     tcase_add_test(tc, test_scripts_and_noscript_recovery);
+    tcase_add_test(tc, test_multi_round_trip);
+    tcase_add_test(tc, test_multi_errors);
+    tcase_add_test(tc, test_multi_connection_lost);
+    tcase_add_test(tc, test_multi_timeout);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_timeout_and_recovery);
     tcase_add_test(tc, test_down_fails_fast_then_reconnects);
