@@ -1,12 +1,24 @@
 /* cache.c - the edge cache (see cache.h): sharded open-addressing tables of tagged pointers
  * (an entry, or a fill with the low bit set), GCLOCK eviction by a hand that walks the table,
  * epochs for O(1) flushes. Entries are 40 bytes of header followed by key, metadata and value,
- * so a small item costs about one malloc chunk plus a table slot. */
+ * so a small item costs about one malloc chunk plus a table slot.
+ *
+ * The tables are linear-probing, with deletion by backward shift (no tombstones). Their sizes
+ * are not powers of two: a table grows by half once it would be over 3/4 full, so it is never
+ * less than half full (a doubling table can be 3/8 full; at 1M small entries over 64 shards
+ * it was under half full: 16.8 bytes of table per entry, now 12). A shard whose budget is the
+ * limit grows its table only as far as the budget can fill it, and evicts instead of growing
+ * past that. A hash maps to its home slot by a multiply-shift (h32 * cap >> 32, "fastrange")
+ * and probes wrap with a compare, so no probe step divides. Fuller tables make longer runs, so
+ * each slot also carries a few hash bits in its pointer's alignment bits: a probe reads the
+ * key of an entry only if they match, which keeps a hit or a miss at about one entry read. */
 #include "config.h"
 
+#include <assert.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +28,15 @@
 #define DEFAULT_SHARDS 64
 #define MIN_SLOTS 16
 #define MAX_USES 3               /* GCLOCK: a hit adds one use, up to this; the hand takes one */
+/* A slot is a pointer to an entry or a fill, both malloc'd (and larger than max_align_t), so
+ * aligned for max_align_t: the low bit tells a fill, the other alignment bits hold hash bits. */
+#define SLOT_ALIGN ((uintptr_t)_Alignof(max_align_t))
+#define TAG_MASK (SLOT_ALIGN - 1)
 #define FILL_TAG ((uintptr_t)1)
+#define HINT_MASK (TAG_MASK & ~FILL_TAG)
+#define HINT_SHIFT 32            /* hash bits 33..35: homes use bits 0..31, shards 48 and up */
+#define MAX_LOAD_NUM 3           /* a table grows by half when it would be over 3/4 full */
+#define MAX_LOAD_DEN 4
 #define KEY_BITS 12
 #define KEY_MAX ((1u << KEY_BITS) - 1)
 #define META_MAX ((1u << KEY_BITS) - 1)
@@ -25,6 +45,8 @@
 #define EXP_BITS 42              /* monotonic ms: 139 years */
 #define EXP_MASK ((UINT64_C(1) << EXP_BITS) - 1)
 #define TTL_S_MAX ((UINT64_C(1) << (64 - EXP_BITS)) - 1) /* 48 days */
+
+_Static_assert(_Alignof(max_align_t) >= 2, "malloc'd pointers need a free low bit");
 
 struct ekv_cache_entry {
     atomic_uint refs;
@@ -137,6 +159,7 @@ struct ekv_cache_entry *ekv_cache_entry_new(const char *key, size_t keylen,
     if (keylen > KEY_MAX || item->meta_len > META_MAX || item->value_len > UINT32_MAX)
         return NULL;
     e = ekv_malloc(sizeof(*e) + keylen + item->meta_len + item->value_len);
+    assert(((uintptr_t)e & TAG_MASK) == 0);
     atomic_init(&e->refs, 1);
     e->value_len = (uint32_t)item->value_len;
     e->state = 0;
@@ -250,12 +273,28 @@ static bool is_fill(uintptr_t s)
 
 static struct ekv_cache_entry *as_entry(uintptr_t s)
 {
-    return (struct ekv_cache_entry *)s;
+    return (struct ekv_cache_entry *)(s & ~TAG_MASK);
 }
 
 static struct ekv_cache_fill *as_fill(uintptr_t s)
 {
-    return (struct ekv_cache_fill *)(s & ~FILL_TAG);
+    return (struct ekv_cache_fill *)(s & ~TAG_MASK);
+}
+
+/* The hash bits a slot keeps in its pointer's alignment bits. */
+static uintptr_t hint_of(uint64_t hash)
+{
+    return (uintptr_t)(hash >> HINT_SHIFT) & HINT_MASK;
+}
+
+static uintptr_t entry_slot(struct ekv_cache_entry *e, uint64_t hash)
+{
+    return (uintptr_t)e | hint_of(hash);
+}
+
+static uintptr_t fill_slot(struct ekv_cache_fill *f)
+{
+    return (uintptr_t)f | hint_of(f->hash) | FILL_TAG;
 }
 
 static const char *slot_key(uintptr_t s, size_t *len)
@@ -283,10 +322,23 @@ static struct shard *shard_of(const struct ekv_cache *c, uint64_t hash)
     return &c->shards[(hash >> 48) & (c->nshards - 1)];
 }
 
+/* The home slot of @hash in a table of @cap slots: the low 32 bits scaled to [0, cap). */
+static uint32_t home_of(uint64_t hash, uint32_t cap)
+{
+    return (uint32_t)(((uint64_t)(uint32_t)hash * cap) >> 32);
+}
+
+/* Bytes a table of slots costs: the allocation as malloc rounds it, plus its chunk header. */
+static uint64_t table_cost(uintptr_t *slots)
+{
+    return malloc_usable_size(slots) + sizeof(size_t);
+}
+
 /* Index of @key's slot, or of the empty slot where it would go. */
 static uint32_t probe(const struct shard *sh, const char *key, size_t len, uint64_t hash)
 {
-    uint32_t mask = sh->cap - 1, i = (uint32_t)hash & mask;
+    uintptr_t hint = hint_of(hash);
+    uint32_t cap = sh->cap, i = home_of(hash, cap);
 
     for (;;) {
         uintptr_t s = sh->slots[i];
@@ -295,26 +347,30 @@ static uint32_t probe(const struct shard *sh, const char *key, size_t len, uint6
 
         if (s == 0)
             return i;
-        k = slot_key(s, &klen);
-        if (klen == len && memcmp(k, key, len) == 0)
-            return i;
-        i = (i + 1) & mask;
+        if ((s & HINT_MASK) == hint) { /* else not @key: no need to read the entry */
+            k = slot_key(s, &klen);
+            if (klen == len && memcmp(k, key, len) == 0)
+                return i;
+        }
+        if (++i == cap)
+            i = 0;
     }
 }
 
 /* Empties slot @i, shifting later slots of the same run back (linear probing, no tombstones). */
 static void slot_clear(const struct ekv_cache *c, struct shard *sh, uint32_t i)
 {
-    uint32_t mask = sh->cap - 1, j = i;
+    uint32_t cap = sh->cap, j = i;
 
     sh->slots[i] = 0;
     sh->used--;
     for (;;) {
         uint32_t home;
-        j = (j + 1) & mask;
+        if (++j == cap)
+            j = 0;
         if (sh->slots[j] == 0)
             return;
-        home = (uint32_t)slot_hash(c, sh->slots[j]) & mask;
+        home = home_of(slot_hash(c, sh->slots[j]), cap);
         /* move slots[j] to i unless its home lies cyclically in (i, j] */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             sh->slots[i] = sh->slots[j];
@@ -324,24 +380,36 @@ static void slot_clear(const struct ekv_cache *c, struct shard *sh, uint32_t i)
     }
 }
 
-static void grow(struct ekv_cache *c, struct shard *sh)
+/* Whether one more slot in use would take the table past its maximum load. */
+static bool table_full(const struct shard *sh)
 {
-    uint32_t old_cap = sh->cap, cap = old_cap * 2;
+    return ((uint64_t)sh->used + 1) * MAX_LOAD_DEN > (uint64_t)sh->cap * MAX_LOAD_NUM;
+}
+
+/* Moves the table to @cap slots (more than now), charging the difference to the shard. */
+static void grow(struct ekv_cache *c, struct shard *sh, uint32_t cap)
+{
+    uint32_t old_cap = sh->cap;
     uintptr_t *old = sh->slots;
 
+    if (cap <= old_cap) /* 2^32 slots in one shard: not a size this cache can reach */
+        abort();
     sh->slots = ekv_calloc(cap, sizeof(*sh->slots));
     sh->cap = cap;
     for (uint32_t i = 0; i < old_cap; i++) {
         if (old[i] != 0) {
-            uint32_t j = (uint32_t)slot_hash(c, old[i]) & (cap - 1);
+            uint32_t j = home_of(slot_hash(c, old[i]), cap);
             while (sh->slots[j] != 0)
-                j = (j + 1) & (cap - 1);
+                if (++j == cap)
+                    j = 0;
             sh->slots[j] = old[i];
         }
     }
+    sh->bytes += table_cost(sh->slots);
+    sh->bytes -= table_cost(old);
     ekv_free(old);
-    sh->bytes += (uint64_t)(cap - old_cap) * sizeof(*sh->slots);
-    sh->hand = 0;
+    /* slots keep their relative place (a home is a fraction of the table), so the hand does */
+    sh->hand = (uint32_t)((uint64_t)sh->hand * cap / old_cap);
 }
 
 /* Removes the entry in slot @i, charging @counter. */
@@ -356,19 +424,27 @@ static void drop_entry(const struct ekv_cache *c, struct shard *sh, uint32_t i, 
     ekv_cache_entry_release(e);
 }
 
-/* Runs the GCLOCK hand until @need more bytes fit. Reclaims entries of older epochs and expired
- * ones first; a hit entry survives as many passes as it has uses. Bounded work. */
-static bool make_room(struct ekv_cache *c, struct shard *sh, uint64_t need, uint64_t now_ms)
+/* Whether the shard lacks @need more bytes, or a free slot if @slot. */
+static bool short_of(const struct shard *sh, uint64_t need, bool slot)
+{
+    return sh->bytes + need > sh->max_bytes || (slot && table_full(sh));
+}
+
+/* Runs the GCLOCK hand until @need more bytes fit (and, if @slot, one more slot). Reclaims
+ * entries of older epochs and expired ones first; a hit entry survives as many passes as it has
+ * uses. Bounded work. */
+static bool make_room(struct ekv_cache *c, struct shard *sh, uint64_t need, bool slot,
+                      uint64_t now_ms)
 {
     uint32_t epoch = atomic_load_explicit(&c->epoch, memory_order_relaxed) & EPOCH_MASK;
     uint64_t steps = (uint64_t)sh->cap * (MAX_USES + 2);
 
-    while (sh->bytes + need > sh->max_bytes && steps-- > 0) {
+    while (short_of(sh, need, slot) && steps-- > 0) {
         uint32_t i = sh->hand;
         uintptr_t s = sh->slots[i];
 
         if (s == 0 || is_fill(s)) {
-            sh->hand = (i + 1) & (sh->cap - 1);
+            sh->hand = i + 1 == sh->cap ? 0 : i + 1;
             continue;
         }
         struct ekv_cache_entry *e = as_entry(s);
@@ -378,12 +454,53 @@ static bool make_room(struct ekv_cache *c, struct shard *sh, uint64_t need, uint
             drop_entry(c, sh, i, &sh->evict_ttl);
         } else if ((e->state & 3) > 0 && now_ms < expires_ms(e)) {
             e->state--;
-            sh->hand = (i + 1) & (sh->cap - 1);
+            sh->hand = i + 1 == sh->cap ? 0 : i + 1;
         } else {
             drop_entry(c, sh, i, now_ms >= expires_ms(e) ? &sh->evict_ttl : &sh->evict_lru);
         }
     }
-    return sh->bytes + need <= sh->max_bytes;
+    return !short_of(sh, need, slot);
+}
+
+/* The size to grow a full table to: by half, or less in a shard whose budget is the limit, where
+ * slots that could never be filled would only evict entries to pay for them. At the stored
+ * entries' mean cost, n entries and their table at its maximum load fill the budget when the
+ * table has budget * DEN / (mean * NUM + slot * DEN) slots. If that is no more than it has, the
+ * budget is already full: returns sh->cap, and the caller evicts an entry instead of growing.
+ * Grows by at least an eighth, so that a slowly falling mean does not rehash at every insert. */
+static uint32_t grown_cap(const struct shard *sh)
+{
+    uint64_t half = (uint64_t)sh->cap + sh->cap / 2, fixed = sizeof(*sh), mean, budget, per, fit;
+
+    if (sh->entries == 0)
+        return (uint32_t)EKV_MIN(half, UINT32_MAX); /* a table of fills: they cannot be evicted */
+    mean = (sh->bytes - table_cost(sh->slots) - fixed) / sh->entries;
+    budget = sh->max_bytes > fixed ? sh->max_bytes - fixed : 0;
+    per = mean * MAX_LOAD_NUM + sizeof(*sh->slots) * MAX_LOAD_DEN;
+    fit = budget < UINT64_MAX / MAX_LOAD_DEN ? budget * MAX_LOAD_DEN / per
+                                             : budget / per * MAX_LOAD_DEN;
+    if (fit <= sh->cap)
+        return sh->cap;
+    fit = EKV_MAX(fit, (uint64_t)sh->cap + sh->cap / 8);
+    return (uint32_t)EKV_MIN(EKV_MIN(fit, half), UINT32_MAX);
+}
+
+/* Before a slot goes into use: keeps the table within its maximum load, by growing it or, when
+ * growth does not pay, by evicting an entry (if the hand finds one to evict). */
+static void reserve_slot(struct ekv_cache *c, struct shard *sh, uint64_t now_ms)
+{
+    uint32_t cap;
+
+    if (!table_full(sh))
+        return;
+    cap = grown_cap(sh);
+    if (cap == sh->cap) {
+        if (make_room(c, sh, 0, true, now_ms))
+            return;
+        cap = (uint32_t)EKV_MIN((uint64_t)sh->cap + sh->cap / 2, UINT32_MAX); /* all fills */
+    }
+    grow(c, sh, cap);
+    (void)make_room(c, sh, 0, false, now_ms); /* the larger table comes out of the budget */
 }
 
 /* ---------------------------------------------------------------- cache */
@@ -418,7 +535,8 @@ struct ekv_cache *ekv_cache_new(const struct ekv_cache_limits *limits)
         pthread_mutex_init(&sh->lock, NULL);
         sh->cap = MIN_SLOTS;
         sh->slots = ekv_calloc(sh->cap, sizeof(*sh->slots));
-        sh->bytes = sh->cap * sizeof(*sh->slots);
+        /* everything the cache allocates counts: the table, the shard, the cache itself */
+        sh->bytes = table_cost(sh->slots) + sizeof(*sh) + (i == 0 ? sizeof(*c) : 0);
         sh->max_bytes = limits->max_bytes / p;
     }
     return c;
@@ -447,6 +565,7 @@ static struct ekv_cache_fill *fill_new(struct shard *sh, const char *key, size_t
 {
     struct ekv_cache_fill *f = ekv_malloc(sizeof(*f) + keylen);
 
+    assert(((uintptr_t)f & TAG_MASK) == 0);
     f->shard = sh;
     f->hash = hash;
     f->epoch = epoch;
@@ -456,22 +575,6 @@ static struct ekv_cache_fill *fill_new(struct shard *sh, const char *key, size_t
     f->keylen = keylen;
     memcpy(f->key, key, keylen);
     return f;
-}
-
-/* Puts @s in slot @i (empty or not), growing the table first if it is too full. Returns the
- * slot index where it went. */
-static uint32_t slot_put(struct ekv_cache *c, struct shard *sh, uint32_t i, uintptr_t s,
-                         const char *key, size_t keylen, uint64_t hash)
-{
-    if (sh->slots[i] == 0) {
-        if ((sh->used + 1) * 4 > sh->cap * 3) {
-            grow(c, sh);
-            i = probe(sh, key, keylen, hash);
-        }
-        sh->used++;
-    }
-    sh->slots[i] = s;
-    return i;
 }
 
 enum ekv_cache_lookup_result ekv_cache_lookup(struct ekv_cache *c, const char *key, size_t keylen,
@@ -527,12 +630,16 @@ enum ekv_cache_lookup_result ekv_cache_lookup(struct ekv_cache *c, const char *k
         prev = as_entry(s);
         sh->bytes -= ekv_cache_entry_cost(prev);
         sh->entries--;
-        sh->slots[i] = 0; /* refilled right below, so the probe run is not broken */
-        sh->used--;
+    } else {
+        if (table_full(sh)) {
+            reserve_slot(c, sh, now_ms);
+            i = probe(sh, key, keylen, hash); /* slots moved */
+        }
+        sh->used++;
     }
     f = fill_new(sh, key, keylen, hash, epoch);
     f->prev = prev;
-    slot_put(c, sh, i, (uintptr_t)f | FILL_TAG, key, keylen, hash);
+    sh->slots[i] = fill_slot(f); /* in place of what was there: probe runs stay unbroken */
     sh->fills++;
     *fill = f;
     pthread_mutex_unlock(&sh->lock);
@@ -576,11 +683,13 @@ bool ekv_cache_fill_finish(struct ekv_cache *c, struct ekv_cache_fill *f,
         slot_clear(c, sh, i);
         if (e != NULL && f->epoch == epoch && now_ms < expires_ms(e)) {
             uint64_t cost = ekv_cache_entry_cost(e);
-            if (make_room(c, sh, cost, now_ms)) {
+            reserve_slot(c, sh, now_ms); /* first, so that make_room() pays for growth too */
+            if (make_room(c, sh, cost, false, now_ms)) {
                 i = probe(sh, f->key, f->keylen, f->hash);
                 e->state = epoch << 2; /* no grace: one-hit wonders go first (Zipf) */
                 ekv_cache_entry_ref(e);
-                slot_put(c, sh, i, (uintptr_t)e, f->key, f->keylen, f->hash);
+                sh->slots[i] = entry_slot(e, f->hash);
+                sh->used++;
                 sh->bytes += cost;
                 sh->entries++;
                 stored = true;

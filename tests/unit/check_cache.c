@@ -1,7 +1,7 @@
 /* check_cache.c - the edge cache as a pure data structure: hits and misses, TTLs with injected
  * time, coalesced fills, poisoning, epochs, references outliving eviction, byte accounting,
- * GCLOCK eviction against exact LRU on a Zipf workload, stale-if-error lookups, and a threaded
- * stress run (for the sanitizers). */
+ * table growth (non-power-of-two sizes, sized to the budget), GCLOCK eviction against exact LRU
+ * on a Zipf workload, stale-if-error lookups, and a threaded stress run (for the sanitizers). */
 #include "config.h"
 
 #include <check.h>
@@ -376,6 +376,179 @@ START_TEST(test_seeded_hash)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- table growth */
+
+/* Stores @key (value: the key itself) through a fill; returns the entry's cost, 0 if not stored. */
+static uint64_t put_cost(struct ekv_cache *c, const char *key)
+{
+    struct ekv_cache_entry *hit, *e;
+    struct ekv_cache_fill *f;
+    struct ekv_cache_waiter *w;
+    uint64_t cost = 0;
+
+    if (ekv_cache_lookup(c, key, strlen(key), 0, EKV_CACHE_NO_JOIN, &hit, &f, NULL) !=
+        EKV_CACHE_LEAD)
+        return 0;
+    e = make(key, key, 1, 1000000, 0);
+    if (ekv_cache_fill_finish(c, f, e, 0, &w, NULL))
+        cost = ekv_cache_entry_cost(e);
+    ekv_cache_entry_release(e);
+    return cost;
+}
+
+static void growth_key(char *buf, size_t size, int i)
+{
+    /* lengths 3 to 14, so that entries and their keys differ in size and in hash */
+    snprintf(buf, size, "g%0*d", 2 + i % 12, i);
+}
+
+#define GROWTH_KEYS 30000
+#define GROWTH_FILLS 8
+
+/* Every key stored is a HIT with its own value, every key removed a MISS. */
+static void check_all(struct ekv_cache *c, const bool *present, int n)
+{
+    char key[32];
+
+    for (int i = 0; i < n; i++) {
+        struct ekv_cache_entry *e = NULL;
+        size_t len;
+        growth_key(key, sizeof(key), i);
+        if (present[i]) {
+            ck_assert_msg(get(c, key, 0, &e) == EKV_CACHE_HIT, "key %s lost after %d keys", key, n);
+            ck_assert_int_eq(memcmp(ekv_cache_entry_value(e, &len), key, strlen(key)), 0);
+            ck_assert_uint_eq(len, strlen(key));
+            ekv_cache_entry_release(e);
+        } else {
+            ck_assert_msg(get(c, key, 0, &e) == EKV_CACHE_MISS, "key %s back after %d keys", key,
+                          n);
+        }
+    }
+}
+
+/* Tables grow by half, to sizes that are not powers of two, with homes by multiply-shift,
+ * probes that wrap at the end, deletion by backward shift and hash bits in the slots: through
+ * many inserts, invalidations and growths (with fills in flight across them), every entry stays
+ * findable, and the table stays between 1/2 and 3/4 full. */
+START_TEST(test_table_growth_keeps_entries_findable)
+{
+    struct ekv_cache *c = new_cache(256u << 20, 1);
+    bool *present = calloc(GROWTH_KEYS, sizeof(bool));
+    struct ekv_cache_fill *fills[GROWTH_FILLS];
+    struct ekv_cache_stats st;
+    uint64_t sum = 0, fixed, prev_table = 0;
+    char key[32];
+    unsigned seed = 99, growths = 0;
+    int live = 0;
+
+    ekv_cache_stats(c, &st);
+    fixed = st.bytes; /* the shard and its first table, 16 slots */
+    /* fills in flight hold slots of their own (tagged), and must move with every growth */
+    for (int f = 0; f < GROWTH_FILLS; f++) {
+        struct ekv_cache_entry *e;
+        snprintf(key, sizeof(key), "fill-%d", f);
+        ck_assert_int_eq(ekv_cache_lookup(c, key, strlen(key), 0, 0, &e, &fills[f], NULL),
+                         EKV_CACHE_LEAD);
+    }
+    for (int i = 0; i < GROWTH_KEYS; i++) {
+        uint64_t table;
+        growth_key(key, sizeof(key), i);
+        sum += put_cost(c, key);
+        present[i] = true;
+        live++;
+        if (rand_r(&seed) % 3 == 0) { /* invalidate an earlier key: backward shifts */
+            int k = (int)((unsigned)rand_r(&seed) % (unsigned)(i + 1));
+            struct ekv_cache_entry *e;
+            growth_key(key, sizeof(key), k);
+            if (present[k]) {
+                ck_assert_int_eq(get(c, key, 0, &e), EKV_CACHE_HIT);
+                sum -= ekv_cache_entry_cost(e);
+                ekv_cache_entry_release(e);
+                live--;
+            }
+            ck_assert(ekv_cache_invalidate(c, key, strlen(key)) == present[k]);
+            present[k] = false;
+        }
+        ekv_cache_stats(c, &st);
+        ck_assert_uint_eq(st.entries, (uint64_t)live);
+        ck_assert_uint_eq(st.evict_lru + st.evict_ttl, 0);    /* nothing is ever evicted here */
+        table = st.bytes - sum - fixed + 16 * sizeof(void *); /* slots, and malloc's rounding */
+        if (table != prev_table) {
+            growths++;
+            prev_table = table;
+            check_all(c, present, i + 1);
+        }
+        /* at most 3/4 full; at least 1/2 once past the first table (a doubling table can be
+         * 3/8 full); slack for malloc's rounding (a page, for large tables) */
+        ck_assert_uint_ge((table / sizeof(void *) + 2) * 3, (uint64_t)(live + GROWTH_FILLS) * 4);
+        if (live > 64)
+            ck_assert_uint_le(table / sizeof(void *), (uint64_t)(live + GROWTH_FILLS) * 2 + 520);
+        if (i % 1000 == 999)
+            check_all(c, present, i + 1);
+    }
+    ck_assert_uint_ge(growths, 15); /* 16 slots to ~40000 by halves */
+    check_all(c, present, GROWTH_KEYS);
+    for (int f = 0; f < GROWTH_FILLS; f++) {
+        struct ekv_cache_entry *e, *v;
+        struct ekv_cache_waiter *list;
+        snprintf(key, sizeof(key), "fill-%d", f);
+        v = make(key, key, 1, 1000000, 0);
+        ck_assert(ekv_cache_fill_finish(c, fills[f], v, 0, &list, NULL));
+        ekv_cache_entry_release(v);
+        ck_assert_int_eq(get(c, key, 0, &e), EKV_CACHE_HIT);
+        ekv_cache_entry_release(e);
+    }
+    /* everything out again: each removal shifts runs back, across the wrap too */
+    for (int i = 0; i < GROWTH_KEYS; i++) {
+        growth_key(key, sizeof(key), i);
+        ck_assert(ekv_cache_invalidate(c, key, strlen(key)) == present[i]);
+        present[i] = false;
+        if (i % 5000 == 4999)
+            check_all(c, present, GROWTH_KEYS);
+    }
+    ekv_cache_stats(c, &st);
+    ck_assert_uint_eq(st.entries, GROWTH_FILLS);
+    ekv_cache_free(c);
+    free(present);
+}
+END_TEST
+
+/* A shard whose budget is the limit sizes its table to what the budget holds: no empty slots
+ * paid for by evicting entries, and never over the budget, growths included. */
+START_TEST(test_table_sized_to_budget)
+{
+    const uint64_t budget = 200 * 1024;
+    struct ekv_cache *c = new_cache(budget, 1);
+    struct ekv_cache_stats st, st0;
+    uint64_t sum = 0, table;
+    char key[32];
+
+    ekv_cache_stats(c, &st0);
+    for (int i = 0; i < 20000; i++) {
+        growth_key(key, sizeof(key), i);
+        (void)put_cost(c, key);
+        ekv_cache_stats(c, &st);
+        ck_assert_uint_le(st.bytes, budget);
+    }
+    ck_assert_uint_gt(st.evict_lru, 10000);
+    for (int i = 0; i < 20000; i++) {
+        struct ekv_cache_entry *e;
+        growth_key(key, sizeof(key), i);
+        if (get(c, key, 0, &e) == EKV_CACHE_HIT) {
+            sum += ekv_cache_entry_cost(e);
+            ekv_cache_entry_release(e);
+        }
+    }
+    table = st.bytes - sum - st0.bytes + 16 * sizeof(void *);
+    /* between 2/3 and 3/4 full: grown only as far as the budget could fill it */
+    ck_assert_uint_ge((table / sizeof(void *) + 2) * 3, st.entries * 4);
+    ck_assert_uint_le(table / sizeof(void *) * 2, st.entries * 3 + 32);
+    /* and the budget is used: less than two entries' worth left */
+    ck_assert_uint_gt(st.bytes + 2 * sum / st.entries, budget);
+    ekv_cache_free(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- GCLOCK vs exact LRU */
 
 #define ZIPF_KEYS 20000
@@ -592,6 +765,8 @@ int main(void)
     tcase_add_test(tc, test_stale_if_error_lookups);
     tcase_add_test(tc, test_disabled_cache);
     tcase_add_test(tc, test_seeded_hash);
+    tcase_add_test(tc, test_table_growth_keeps_entries_findable);
+    tcase_add_test(tc, test_table_sized_to_budget);
     tcase_add_test(tc, test_zipf_hit_ratio_vs_exact_lru);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
