@@ -27,6 +27,12 @@
 #include "edgekv/origin.h"
 #include "edgekv/text.h"
 
+/* hiredis writes what was queued on the loop's next turn, so the commands of a whole batch of
+ * client requests leave together, after the last one was parsed, and Redis sits idle until then.
+ * Once this many ops are waiting they are written at once instead: Redis starts on them while
+ * the rest of the batch is parsed (measured: more misses per second with 50 clients). */
+#define EAGER_WRITE 8
+
 struct ekv_origin_op {
     TAILQ_ENTRY(ekv_origin_op) link; /* in o->inflight or o->failing */
     struct ekv_origin *o;
@@ -58,6 +64,7 @@ struct ekv_origin {
     ekv_origin_observe_cb *observe_cb;
     void *observe_arg;
     uint64_t refused_log_ms; /* when a refused transaction command was last logged */
+    unsigned unwritten;      /* ops queued since the last eager write (see sent()) */
 };
 
 static void arm(struct event *ev, uint64_t ms)
@@ -343,12 +350,21 @@ static struct ekv_origin_op *fail_soon(struct ekv_origin *o, struct ekv_origin_o
 /* @op was handed to hiredis: it is in flight from now on. */
 static struct ekv_origin_op *sent(struct ekv_origin *o, struct ekv_origin_op *op)
 {
-    op->deadline_ms = ekv_mono_ms() + o->timeout_ms;
     op->sent_us = ekv_mono_us();
+    op->deadline_ms = op->sent_us / 1000 + o->timeout_ms;
     if (TAILQ_EMPTY(&o->inflight))
         arm(o->deadline_ev, o->timeout_ms);
     TAILQ_INSERT_TAIL(&o->inflight, op, link);
     o->npending++;
+    if (++o->unwritten >= EAGER_WRITE && ekv_origin_link_up(o->link)) {
+        redisAsyncContext *ac = ekv_origin_link_ctx(o->link);
+        int done;
+
+        /* the synchronous writer calls no callback: a failure sets the context's error, which
+         * hiredis acts on (answering every op) at its write event, still registered */
+        o->unwritten = 0;
+        (void)redisBufferWrite(&ac->c, &done);
+    }
     return op;
 }
 

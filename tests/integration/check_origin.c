@@ -489,6 +489,94 @@ START_TEST(test_multi_timeout)
 }
 END_TEST
 
+/* Many ops queued in one loop turn (more than are written eagerly at once): each is answered
+ * with its own reply, in the order sent, never synchronously. */
+struct seq_result {
+    struct result r;
+    int idx;
+    int *next;     /* the index the next answer must carry */
+    bool in_order; /* it did */
+};
+
+static void on_seq(int status, const struct redisReply *r, void *arg)
+{
+    struct seq_result *sr = arg;
+
+    sr->in_order = sr->idx == (*sr->next)++;
+    on_result(status, r, &sr->r);
+}
+
+START_TEST(test_many_in_one_turn)
+{
+    enum { N = 100 };
+    struct ekv_origin *o = origin_new(3000);
+    static struct seq_result res[N];
+    char args[N][16];
+    int next = 0;
+
+    memset(res, 0, sizeof(res));
+    ck_assert(wait_connected(o, 3000));
+    for (int i = 0; i < N; i++) {
+        const char *argv[] = {"ECHO", args[i]};
+        snprintf(args[i], sizeof(args[i]), "v%d", i);
+        res[i].idx = i;
+        res[i].next = &next;
+        ekv_origin_cmd(o, on_seq, &res[i], 2, argv, NULL);
+        ck_assert_int_eq(res[i].r.calls, 0);
+    }
+    ck_assert_uint_eq(ekv_origin_pending(o), N);
+    ck_assert(run_until(&res[N - 1].r.calls, 3000));
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "v%d", i);
+        ck_assert_int_eq(res[i].r.calls, 1);
+        ck_assert_int_eq(res[i].r.status, EKV_OK);
+        ck_assert_str_eq(res[i].r.str, want);
+        ck_assert_msg(res[i].in_order, "op %d answered out of order", i);
+    }
+    ck_assert_uint_eq(ekv_origin_pending(o), 0);
+    ekv_origin_free(o);
+}
+END_TEST
+
+/* Redis dropped the connection and the origin has not noticed yet: ops queued in one turn are
+ * written at once into a dead socket. Each is answered exactly once, with EKV_ECLOSED, never
+ * synchronously; the connection comes back and serves the next command. */
+START_TEST(test_eager_write_to_dead_connection)
+{
+    enum { N = 40 };
+    struct ekv_origin *o = origin_new(3000);
+    static struct result res[N];
+    struct result back = {0};
+    const char *argv[] = {"ECHO", "x"};
+    int never = 0;
+    char *x;
+
+    memset(res, 0, sizeof(res));
+    ck_assert(wait_connected(o, 3000));
+    x = ekv_test_redis_cmd(redis, "CLIENT KILL TYPE normal SKIPME yes");
+    ck_assert_int_ge(atoi(x), 1);
+    free(x);
+    ekv_test_sleep_ms(50); /* the close has reached our socket; our loop has not run */
+    for (int i = 0; i < N; i++) {
+        ekv_origin_cmd(o, on_result, &res[i], 2, argv, NULL);
+        ck_assert_int_eq(res[i].calls, 0);
+    }
+    ck_assert(run_until(&res[N - 1].calls, 3000));
+    run_until(&never, 100);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(res[i].calls, 1);
+        ck_assert_int_eq(res[i].status, EKV_ECLOSED);
+    }
+    ck_assert(wait_connected(o, 5000));
+    ekv_origin_cmd(o, on_result, &back, 2, argv, NULL);
+    ck_assert(run_until(&back.calls, 3000));
+    ck_assert_int_eq(back.status, EKV_OK);
+    ck_assert_str_eq(back.str, "x");
+    ekv_origin_free(o);
+}
+END_TEST
+
 START_TEST(test_cancel)
 {
     struct ekv_origin *o = origin_new(1000);
@@ -663,6 +751,8 @@ int main(void)
     tcase_add_test(tc, test_multi_connection_lost);
     tcase_add_test(tc, test_multi_timeout);
     tcase_add_test(tc, test_cancel);
+    tcase_add_test(tc, test_many_in_one_turn);
+    tcase_add_test(tc, test_eager_write_to_dead_connection);
     tcase_add_test(tc, test_timeout_and_recovery);
     tcase_add_test(tc, test_down_fails_fast_then_reconnects);
     tcase_add_test(tc, test_free_answers_pending);
