@@ -691,7 +691,10 @@ static void *stress(void *p)
         unsigned r = rand_r(&a->seed);
         struct ekv_cache_entry *e, *v;
         struct ekv_cache_fill *f;
-        struct ekv_cache_waiter w, *list;
+        /* a joined waiter stays linked to its fill until the leader answers it: it cannot live
+         * in this loop's frame; the leader frees the waiters it answers */
+        struct ekv_cache_waiter *w = malloc(sizeof(*w)), *list;
+        ck_assert_ptr_nonnull(w);
         snprintf(key, sizeof(key), "k%u", r % 500);
         switch (r % 16) {
         case 0:
@@ -702,7 +705,7 @@ static void *stress(void *p)
                 ekv_cache_flush(a->c);
             break;
         default:
-            switch (ekv_cache_lookup(a->c, key, strlen(key), 0, 0, &e, &f, &w)) {
+            switch (ekv_cache_lookup(a->c, key, strlen(key), 0, 0, &e, &f, w)) {
             case EKV_CACHE_HIT: {
                 size_t len;
                 const char *val = ekv_cache_entry_value(e, &len);
@@ -715,11 +718,20 @@ static void *stress(void *p)
                 v = make(key, key, 1, 1000, 0);
                 (void)ekv_cache_fill_finish(a->c, f, v, 0, &list, NULL);
                 ekv_cache_entry_release(v);
+                while (list != NULL) { /* answered: other threads' waiters, ours to free */
+                    struct ekv_cache_waiter *next = list->next;
+                    free(list);
+                    list = next;
+                }
                 break;
-            default: /* joined: another thread's fill answers (we do not wait here) */
+            case EKV_CACHE_JOINED: /* another thread's fill answers (we do not wait here) */
+                w = NULL;
+                break;
+            default:
                 break;
             }
         }
+        free(w);
     }
     return NULL;
 }
