@@ -146,9 +146,8 @@ static int on_message_begin(llhttp_t *p)
     req->state = REQ_HEAD;
     req->head_cap = 512;
     req->head = ekv_malloc(req->head_cap);
-    req->resp_hdrs = evbuffer_new();
-    if (req->resp_hdrs == NULL)
-        abort();
+    req->resp_hdrs = req->resp_hdrs_inline;
+    req->resp_hdrs_cap = sizeof(req->resp_hdrs_inline);
     TAILQ_INSERT_TAIL(&conn->reqs, req, link);
     conn->nreqs++;
     conn->in_message = true;

@@ -50,7 +50,10 @@ struct ekv_http_req {
     uint64_t t0_us;                  /* when it was dispatched (monotonic) */
     struct ekv_http_server *srv;     /* for on_done, also once orphaned */
     struct evbuffer *body;
-    struct evbuffer *resp_hdrs;      /* "Name: value\r\n" lines added by the handler */
+    char *resp_hdrs;                 /* "Name: value\r\n" lines added by the handler: */
+    uint32_t resp_hdrs_len;          /* resp_hdrs_inline, or on the heap once they outgrow it */
+    uint32_t resp_hdrs_cap;
+    char resp_hdrs_inline[256];
     struct evbuffer *out;            /* the serialized response */
     uint64_t resp_bytes;             /* body bytes of the answer (ekv_http_req_resp_bytes) */
 };

@@ -23,8 +23,8 @@ void ekv_http_req_free(struct ekv_http_req *req)
 {
     if (req->body != NULL)
         evbuffer_free(req->body);
-    if (req->resp_hdrs != NULL)
-        evbuffer_free(req->resp_hdrs);
+    if (req->resp_hdrs != req->resp_hdrs_inline)
+        ekv_free(req->resp_hdrs);
     if (req->out != NULL)
         evbuffer_free(req->out);
     if (req->hdrs != req->inline_hdrs)
@@ -158,8 +158,8 @@ uint64_t ekv_http_req_resp_bytes(const struct ekv_http_req *req)
 
 const char *ekv_http_req_resp_header(struct ekv_http_req *req, const char *lname, size_t *len)
 {
-    size_t total = evbuffer_get_length(req->resp_hdrs), nlen = strlen(lname);
-    const char *p = (const char *)evbuffer_pullup(req->resp_hdrs, -1), *end = p + total;
+    size_t nlen = strlen(lname);
+    const char *p = req->resp_hdrs, *end = p + req->resp_hdrs_len;
 
     /* "Name: value\r\n" lines, as ekv_http_add_header_n() writes them */
     while (p != NULL && p < end) {
@@ -212,22 +212,29 @@ const char *ekv_http_reason(int status)
 void ekv_http_add_header_n(struct ekv_http_req *req, const char *name, size_t nlen,
                            const char *value, size_t vlen)
 {
-    char line[256];
+    size_t need = (size_t)req->resp_hdrs_len + nlen + vlen + 4;
+    char *p;
 
-    if (nlen + vlen + 4 > sizeof(line)) { /* long values (metadata): piecewise */
-        evbuffer_add(req->resp_hdrs, name, nlen);
-        evbuffer_add(req->resp_hdrs, ": ", 2);
-        evbuffer_add(req->resp_hdrs, value, vlen);
-        evbuffer_add(req->resp_hdrs, "\r\n", 2);
-        return;
+    if (need > req->resp_hdrs_cap) { /* long values (metadata): onto the heap */
+        size_t cap = EKV_MAX(need, (size_t)req->resp_hdrs_cap * 2);
+        if (cap > UINT32_MAX)
+            abort(); /* handlers add a few headers of bounded size */
+        if (req->resp_hdrs == req->resp_hdrs_inline) {
+            req->resp_hdrs = ekv_malloc(cap);
+            memcpy(req->resp_hdrs, req->resp_hdrs_inline, req->resp_hdrs_len);
+        } else {
+            req->resp_hdrs = ekv_realloc(req->resp_hdrs, cap);
+        }
+        req->resp_hdrs_cap = (uint32_t)cap;
     }
-    memcpy(line, name, nlen);
-    line[nlen] = ':';
-    line[nlen + 1] = ' ';
-    memcpy(line + nlen + 2, value, vlen);
-    line[nlen + 2 + vlen] = '\r';
-    line[nlen + 3 + vlen] = '\n';
-    evbuffer_add(req->resp_hdrs, line, nlen + vlen + 4);
+    p = req->resp_hdrs + req->resp_hdrs_len;
+    memcpy(p, name, nlen);
+    p[nlen] = ':';
+    p[nlen + 1] = ' ';
+    memcpy(p + nlen + 2, value, vlen);
+    p[nlen + 2 + vlen] = '\r';
+    p[nlen + 3 + vlen] = '\n';
+    req->resp_hdrs_len = (uint32_t)need;
 }
 
 void ekv_http_add_header(struct ekv_http_req *req, const char *name, const char *value)
@@ -257,36 +264,54 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
     size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
     bool no_body = status == 204 || status == 304 || status < 200;
     const char *reason = ekv_http_reason(status), *date;
-    size_t rlen = strlen(reason), n;
-    char line[128];
+    size_t rlen = strlen(reason), dlen, n;
+    struct evbuffer_iovec v;
+    char *p;
 
     req->out = evbuffer_new();
     if (req->out == NULL)
         abort();
-    /* the status line, assembled by hand: this runs for every response */
-    memcpy(line, "HTTP/1.1 ", 9);
-    line[9] = (char)('0' + status / 100 % 10);
-    line[10] = (char)('0' + status / 10 % 10);
-    line[11] = (char)('0' + status % 10);
-    line[12] = ' ';
-    memcpy(line + 13, reason, rlen);
-    memcpy(line + 13 + rlen, "\r\n", 2);
-    evbuffer_add(req->out, line, 15 + rlen);
     date = date_header(conn->srv); /* before its length is taken: it may be refreshed */
-    evbuffer_add(req->out, date, strlen(date));
-    evbuffer_add(req->out, "Server: edgekv\r\n", 16);
-    evbuffer_add_buffer(req->out, req->resp_hdrs);
+    dlen = strlen(date);
+    /* the whole head written by hand into one extent of the output: this runs for every
+     * response (status line, Date, Server, the handler's headers, length, connection) */
+    n = 15 + rlen + dlen + 16 + req->resp_hdrs_len + 16 + 20 + 2 + 24 + 2;
+    if (evbuffer_reserve_space(req->out, (ev_ssize_t)n, &v, 1) != 1)
+        abort();
+    p = v.iov_base;
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100 % 10);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    memcpy(p + 13, reason, rlen);
+    memcpy(p + 13 + rlen, "\r\n", 2);
+    p += 15 + rlen;
+    memcpy(p, date, dlen);
+    p += dlen;
+    memcpy(p, "Server: edgekv\r\n", 16);
+    p += 16;
+    memcpy(p, req->resp_hdrs, req->resp_hdrs_len);
+    p += req->resp_hdrs_len;
     if (!no_body) {
-        memcpy(line, "Content-Length: ", 16);
-        n = 16 + ekv_fmt_u64(line + 16, blen);
-        memcpy(line + n, "\r\n", 2);
-        evbuffer_add(req->out, line, n + 2);
+        memcpy(p, "Content-Length: ", 16);
+        p += 16;
+        p += ekv_fmt_u64(p, blen);
+        memcpy(p, "\r\n", 2);
+        p += 2;
     }
-    if (close)
-        evbuffer_add(req->out, "Connection: close\r\n", 19);
-    else if (req->http10)
-        evbuffer_add(req->out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(req->out, "\r\n", 2);
+    if (close) {
+        memcpy(p, "Connection: close\r\n", 19);
+        p += 19;
+    } else if (req->http10) {
+        memcpy(p, "Connection: keep-alive\r\n", 24);
+        p += 24;
+    }
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    if (evbuffer_commit_space(req->out, &v, 1) != 0)
+        abort();
     if (body != NULL) {
         if (!no_body && req->method != EKV_HTTP_HEAD)
             evbuffer_add_buffer(req->out, body); /* moves the chains: no copy */

@@ -383,7 +383,10 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
     return sent(o, op);
 }
 
-/* The most bytes resp_write() writes for these parts (see there). */
+/* The most bytes resp_write() writes for these parts (see there), and one more at least.
+ * NUL_AFTER: hiredis looks at the byte after a command's first argument to see whether more
+ * follow (and so reads one byte past a one-word command such as MULTI or EXEC); its own
+ * formatted commands have a NUL there, and so do ours. */
 static size_t resp_max(int npre, const size_t *prelen, int argc, const char **argv,
                        const size_t *argvlen)
 {
@@ -428,6 +431,7 @@ static char *format_resp(int npre, const char *const *pre, const size_t *prelen,
     char *buf = ekv_malloc(resp_max(npre, prelen, argc, argv, argvlen));
 
     *outlen = (size_t)(resp_write(buf, npre, pre, prelen, argc, argv, argvlen) - buf);
+    buf[*outlen] = '\0'; /* see NUL_AFTER */
     return buf;
 }
 
@@ -496,6 +500,7 @@ struct ekv_origin_op *ekv_origin_multi(struct ekv_origin *o, size_t tag, ekv_ori
                              cmds[i - 1].argvlen);
         else
             end = resp_write(p, 1, exec, exec_len, 0, NULL, NULL);
+        *end = '\0'; /* see NUL_AFTER; the next command overwrites it */
         /* one hiredis command per Redis command, so that hiredis's queue of callbacks stays in
          * step with the replies (MULTI's "+OK" and each "+QUEUED" is a reply of its own) */
         rc = redisAsyncFormattedCommand(ac, last ? on_reply : on_queued, last ? (void *)op : o,
