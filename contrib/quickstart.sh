@@ -3,7 +3,7 @@
 #   contrib/quickstart.sh        install packages, build, run a private Redis and edgekv on
 #                                127.0.0.1:8080 in the foreground; Ctrl-C stops both
 #   contrib/quickstart.sh test   install packages, build and run the whole test suite
-#                                (gcc -Werror build, ASan+UBSan build, make distcheck)
+#                                (gcc -Werror build, valgrind, ASan+UBSan build, distcheck)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +12,7 @@ cd "$top"
 # What the build, the tests and the quick start need (all Debian 12 packages).
 PACKAGES=(build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
           libjansson-dev check node-llhttp redis-server redis-tools curl
-          prometheus)  # prometheus: promtool, which checks /metrics in make check
+          prometheus valgrind)  # prometheus: promtool, which checks /metrics in make check
 QS_REDIS_PORT=${EDGEKV_QS_REDIS_PORT:-6390}   # not 6379: Debian's own redis may be there
 JOBS=${JOBS:-$(nproc)}
 
@@ -61,6 +61,8 @@ run_tests() {
     echo "==> gcc build with -Werror: make check"
     build build/check --enable-werror --enable-tests
     make -C build/check -s -j"$JOBS" check || status=1
+    echo "==> valgrind: make check-valgrind"
+    make -C build/check -s check-valgrind || status=1
     echo "==> ASan+UBSan build: make check"
     build build/sanitize --enable-werror --enable-tests --enable-sanitizers CFLAGS="-O1 -g"
     make -C build/sanitize -s -j"$JOBS" check || status=1
