@@ -106,6 +106,11 @@ struct ekv_origin_op *ekv_origin_multi(struct ekv_origin *o, size_t tag, ekv_ori
                                        void *arg, size_t ncmds,
                                        const struct ekv_origin_argv *cmds);
 
+/** The Redis error in a transaction's EXEC reply @reply, or NULL: EXEC's own (EXECABORT), a
+ * command's (WRONGTYPE), or, for a nil EXEC (an aborted transaction), a static error reply
+ * saying so. */
+const struct redisReply *ekv_origin_multi_error(const struct redisReply *reply);
+
 /** Detaches the caller: its callback will not be called. The command itself still completes
  * (or fails) inside the origin, which then frees it. */
 void ekv_origin_cancel(struct ekv_origin_op *op);

@@ -177,25 +177,6 @@ enum { R_FIELDS, R_PTTL, R_STORE, R_COUNT };
 /* HMGET's fields, in the order asked */
 enum { F_VALUE, F_META, F_GEN, F_MODIFIED, F_COUNT };
 
-/* The Redis error in the read transaction's EXEC reply @r, or NULL: EXEC's own (EXECABORT when
- * Redis refused to queue a command, e.g. an ACL without it), or a command's (WRONGTYPE). A nil
- * EXEC (an aborted WATCH: never, there is none) is answered as an error too. */
-static const struct redisReply *error_in(const struct redisReply *r)
-{
-    static char nil_why[] = "EXEC answered nil: the transaction was aborted";
-    static const redisReply exec_nil = {.type = REDIS_REPLY_ERROR, .str = nil_why,
-                                        .len = sizeof(nil_why) - 1};
-
-    if (r->type == REDIS_REPLY_ERROR)
-        return r;
-    if (r->type == REDIS_REPLY_NIL)
-        return &exec_nil;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_ERROR)
-            return r->element[i];
-    return NULL;
-}
-
 /* An entry from the read transaction's EXEC reply @r (no error in it), or NULL if it is
  * malformed. No generation is a 404: "store" when the store's generation counter does not exist
  * either, else "key". */
@@ -312,7 +293,7 @@ static void on_item(int status, const struct redisReply *r, void *arg)
 
     if (status != EKV_OK)
         fail = 503;
-    else if ((err = error_in(r)) != NULL)
+    else if ((err = ekv_origin_multi_error(r)) != NULL)
         fail = 502;
     else if ((e = entry_from_reply(rd, r, now)) == NULL)
         fail = 502;

@@ -63,8 +63,7 @@ static void set_timer(struct ekv_http_conn *conn, uint64_t ms)
     uint64_t deadline = now_ms(conn->srv) + ms;
 
     if (!conn->timer_on || deadline < conn->deadline_ms) {
-        struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+        struct timeval tv = ekv_ms_tv(ms);
         evtimer_add(conn->timer, &tv);
         conn->timer_on = true;
     }
@@ -105,9 +104,7 @@ static void flush(struct ekv_http_conn *conn)
     want = out_len(conn) > 0;
     if (want != conn->writing) {
         if (want) {
-            uint64_t ms = conn->srv->limits.idle_timeout_ms;
-            struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-                                 .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+            struct timeval tv = ekv_ms_tv(conn->srv->limits.idle_timeout_ms);
             event_add(conn->wev, &tv); /* a client that stops reading */
         } else {
             event_del(conn->wev);

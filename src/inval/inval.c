@@ -149,8 +149,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct ekv_inval *iv = arg;
     redisAsyncContext *ac = ekv_origin_link_ctx(iv->link);
     uint64_t now = ekv_inval_now_ms();
-    struct timeval tv = {(time_t)(iv->opts.heartbeat_ms / 1000),
-                         (suseconds_t)(iv->opts.heartbeat_ms % 1000) * 1000};
+    struct timeval tv = ekv_ms_tv(iv->opts.heartbeat_ms);
 
     evtimer_add(iv->hb_ev, &tv);
     if (!atomic_load(&iv->live) || ac == NULL)
@@ -266,8 +265,7 @@ struct ekv_inval *ekv_inval_new(struct event_base *base, const struct ekv_inval_
     iv->hb_ev = evtimer_new(base, on_tick, iv);
     if (iv->hb_ev == NULL)
         abort();
-    tv = (struct timeval){(time_t)(iv->opts.heartbeat_ms / 1000),
-                          (suseconds_t)(iv->opts.heartbeat_ms % 1000) * 1000};
+    tv = ekv_ms_tv(iv->opts.heartbeat_ms);
     evtimer_add(iv->hb_ev, &tv);
     iv->link = ekv_origin_link_new(base, opts->addr, opts->timeout_ms, "invalidation link", &lh);
     return iv;

@@ -51,7 +51,7 @@ static void connect_now(struct ekv_origin_link *l);
 
 static void arm(struct event *ev, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = ekv_ms_tv(ms);
 
     evtimer_add(ev, &tv);
 }

@@ -69,25 +69,37 @@ struct ekv_origin {
 
 static void arm(struct event *ev, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = ekv_ms_tv(ms);
 
     evtimer_add(ev, &tv);
 }
 
 /* ---------------------------------------------------------------- answering ops */
 
+const struct redisReply *ekv_origin_multi_error(const struct redisReply *reply)
+{
+    static char nil_why[] = "EXEC answered nil: the transaction was aborted";
+    static const redisReply exec_nil = {.type = REDIS_REPLY_ERROR, .str = nil_why,
+                                        .len = sizeof(nil_why) - 1};
+
+    if (reply->type == REDIS_REPLY_ERROR)
+        return reply;
+    if (reply->type == REDIS_REPLY_NIL)
+        return &exec_nil;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_ERROR)
+            return reply->element[i];
+    return NULL;
+}
+
 /* Whether Redis answered @op with an error: the reply, or (a transaction) one of its commands. */
 static bool error_reply(const struct ekv_origin_op *op, const redisReply *reply)
 {
     if (reply == NULL)
         return false;
-    if (reply->type == REDIS_REPLY_ERROR)
-        return true;
-    if (op->kind == EKV_ORIGIN_MULTI && reply->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < reply->elements; i++)
-            if (reply->element[i]->type == REDIS_REPLY_ERROR)
-                return true;
-    return false;
+    if (op->kind == EKV_ORIGIN_MULTI)
+        return ekv_origin_multi_error(reply) != NULL;
+    return reply->type == REDIS_REPLY_ERROR;
 }
 
 static void finish(struct ekv_origin_op *op, int status, const redisReply *reply)

@@ -444,8 +444,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void worker_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    uint64_t ms = w->srv->shutdown_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = ekv_ms_tv(w->srv->shutdown_ms);
 
     w->draining = true;
     close_listeners(w);
@@ -542,7 +541,7 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
     struct ekv_http_hooks hooks = {.on_head = hook_head, .on_request = hook_request,
                                    .on_done = hook_done, .arg = w,
                                    .on_closed = on_conn_closed, .closed_arg = w};
-    struct timeval flush_every = {ALOG_FLUSH_MS / 1000, (ALOG_FLUSH_MS % 1000) * 1000};
+    struct timeval flush_every = ekv_ms_tv(ALOG_FLUSH_MS);
     struct ekv_origin_opts oopts = {
         .addr = &srv->origin_addr,
         .timeout_ms = conf->origin_timeout_ms,

@@ -173,6 +173,25 @@ static void assert_problem_nodetail(const struct ekv_test_resp *r, int status, c
     assert_problem_body(r, status, title, false);
 }
 
+/* Sends @req on @c; the answer must be a @status problem without detail that closes the
+ * connection, and the connection must then be closed. Frees @req. */
+static void refused_and_closed_at(struct ekv_test_conn *c, struct str *req, int status,
+                                  const char *title, int line)
+{
+    struct ekv_test_resp r;
+
+    ck_assert_msg(ekv_test_send(c, req->s, req->len) == 0, "line %d: send failed", line);
+    read_status_at(c, &r, 0, status, line);
+    assert_problem_nodetail(&r, status, title);
+    ck_assert_msg(header_has_token(&r, "Connection", "close"), "line %d: not Connection: close",
+                  line);
+    ekv_test_resp_free(&r);
+    ck_assert_msg(ekv_test_wait_eof(c, 3000), "line %d: not closed after a %d", line, status);
+    free(req->s);
+}
+#define REFUSED_AND_CLOSED(c, req, status, title) \
+    refused_and_closed_at((c), (req), (status), (title), __LINE__)
+
 /* Polls (at most 3 s) until a fresh connection gets 200 from /healthz on @port. */
 static void assert_serving_at(unsigned short port, int line)
 {
@@ -926,19 +945,12 @@ END_TEST
 START_TEST(test_uri_too_long)
 {
     struct ekv_test_conn *c = ekv_test_connect(shared->port);
-    struct ekv_test_resp r;
     struct str req = {0};
 
     str_addf(&req, "GET /healthz?pad=");
     str_add_repeat(&req, 'a', 5000);
     str_addf(&req, " HTTP/1.1\r\nHost: t\r\n\r\n");
-    ck_assert_int_eq(ekv_test_send(c, req.s, req.len), 0);
-    READ_STATUS(c, &r, 0, 414);
-    assert_problem_nodetail(&r, 414, "URI Too Long");
-    ck_assert(header_has_token(&r, "Connection", "close"));
-    ekv_test_resp_free(&r);
-    ck_assert(ekv_test_wait_eof(c, 3000));
-    free(req.s);
+    REFUSED_AND_CLOSED(c, &req, 414, "URI Too Long");
     ekv_test_close(c);
 }
 END_TEST
@@ -946,7 +958,6 @@ END_TEST
 START_TEST(test_header_block_too_large)
 {
     struct ekv_test_conn *c = ekv_test_connect(shared->port);
-    struct ekv_test_resp r;
     struct str req = {0};
 
     /* the URL fits; the headers together pass 4 KiB */
@@ -957,13 +968,7 @@ START_TEST(test_header_block_too_large)
         str_addf(&req, "\r\n");
     }
     str_addf(&req, "\r\n");
-    ck_assert_int_eq(ekv_test_send(c, req.s, req.len), 0);
-    READ_STATUS(c, &r, 0, 431);
-    assert_problem_nodetail(&r, 431, "Request Header Fields Too Large");
-    ck_assert(header_has_token(&r, "Connection", "close"));
-    ekv_test_resp_free(&r);
-    ck_assert(ekv_test_wait_eof(c, 3000));
-    free(req.s);
+    REFUSED_AND_CLOSED(c, &req, 431, "Request Header Fields Too Large");
     ekv_test_close(c);
 }
 END_TEST
@@ -1035,7 +1040,6 @@ END_TEST
 START_TEST(test_body_limit_chunked)
 {
     struct ekv_test_conn *c = ekv_test_connect(shared->port);
-    struct ekv_test_resp r;
     struct str req = {0};
 
     str_addf(&req, "PUT " VALUE_PATH " HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -1044,13 +1048,7 @@ START_TEST(test_body_limit_chunked)
         str_add_repeat(&req, 'c', 512);
         str_addf(&req, "\r\n");
     }
-    ck_assert_int_eq(ekv_test_send(c, req.s, req.len), 0);
-    READ_STATUS(c, &r, 0, 413);
-    assert_problem_nodetail(&r, 413, "Content Too Large");
-    ck_assert(header_has_token(&r, "Connection", "close"));
-    ekv_test_resp_free(&r);
-    ck_assert(ekv_test_wait_eof(c, 3000));
-    free(req.s);
+    REFUSED_AND_CLOSED(c, &req, 413, "Content Too Large");
     ekv_test_close(c);
 }
 END_TEST
