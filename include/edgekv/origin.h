@@ -1,8 +1,8 @@
 /* origin.h - the Redis origin as seen by one worker thread: one asynchronous hiredis connection
  * on the worker's loop, with what hiredis 0.14 lacks (connect and per-command timeouts,
  * reconnection with jittered exponential backoff, AUTH/SELECT on every connect), Lua scripts
- * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery) and MULTI/EXEC
- * transactions. It knows nothing of HTTP. Loop affinity: every function runs on the loop's
+ * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery) and pipelines of
+ * commands answered as one. It knows nothing of HTTP. Loop affinity: every function runs on the loop's
  * thread. */
 #ifndef EDGEKV_ORIGIN_H
 #define EDGEKV_ORIGIN_H
@@ -35,22 +35,21 @@ struct ekv_origin_opts {
  * type REDIS_REPLY_ERROR), EKV_ECLOSED (not connected, or the connection was lost) or
  * EKV_ETIMEDOUT (no answer within the deadline: the connection is then reset). @reply is
  * borrowed: hiredis frees it when the callback returns, so copy what you keep (and never modify
- * it: nil and "+OK"/"+QUEUED" replies are shared, static objects). Called exactly once per
- * command, never before ekv_origin_cmd()/ekv_origin_eval()/ekv_origin_multi() has returned, and
+ * it: nil and "+OK" replies are shared, static objects). Called exactly once per
+ * command, never before ekv_origin_cmd()/ekv_origin_eval()/ekv_origin_pipeline() has returned, and
  * not at all after ekv_origin_cancel().
  */
 typedef void ekv_origin_cb(int status, const struct redisReply *reply, void *arg);
 
 /** What an answered op was, for the observer. */
 enum ekv_origin_kind {
-    EKV_ORIGIN_CMD = 0, /* ekv_origin_cmd(): the id is 0 */
-    EKV_ORIGIN_SCRIPT,  /* ekv_origin_eval(): the id is the script number */
-    EKV_ORIGIN_MULTI,   /* ekv_origin_multi(): the id is the caller's tag */
+    EKV_ORIGIN_CMD = 0,  /* ekv_origin_cmd(): the id is 0 */
+    EKV_ORIGIN_SCRIPT,   /* ekv_origin_eval(): the id is the script number */
+    EKV_ORIGIN_PIPELINE, /* ekv_origin_pipeline(): the id is the caller's tag */
 };
 
 /** Sees every answered op (for metrics): its kind and id, the status, whether Redis answered with
- * an error (for a transaction: EXEC's reply or one of its elements), and the latency in
- * microseconds. */
+ * an error (for a pipeline: to one of its commands), and the latency in microseconds. */
 typedef void ekv_origin_observe_cb(enum ekv_origin_kind kind, size_t id, int status,
                                    bool error_reply, uint64_t latency_us, void *arg);
 
@@ -87,29 +86,32 @@ struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_o
                                       void *arg, int nkeys, int argc, const char **argv,
                                       const size_t *argvlen);
 
-/** One command of a transaction: @argc arguments, lengths in @argvlen (NULL: strlen of each). */
+/** One command of a pipeline: @argc arguments, lengths in @argvlen (NULL: strlen of each). */
 struct ekv_origin_argv {
     int argc;
     const char **argv;
     const size_t *argvlen;
 };
 
-/**
- * Runs the @ncmds commands of @cmds (copied) as one atomic transaction: MULTI, the commands, EXEC,
- * pipelined as one unit and timed, failed fast and canceled like one command. The callback gets
- * EXEC's reply: an array with one reply per command (each may be an error reply, e.g. WRONGTYPE),
- * or an error reply (EXECABORT when Redis refused to queue a command, e.g. an ACL without it; the
- * refusal itself is logged, rate-limited). @tag is the caller's: it reaches the observer as the
- * id of an EKV_ORIGIN_MULTI op. Never NULL.
- */
-struct ekv_origin_op *ekv_origin_multi(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
-                                       void *arg, size_t ncmds,
-                                       const struct ekv_origin_argv *cmds);
+/** The most commands one pipeline holds. */
+#define EKV_ORIGIN_PIPELINE_MAX 4
 
-/** The Redis error in a transaction's EXEC reply @reply, or NULL: EXEC's own (EXECABORT), a
- * command's (WRONGTYPE), or, for a nil EXEC (an aborted transaction), a static error reply
- * saying so. */
-const struct redisReply *ekv_origin_multi_error(const struct redisReply *reply);
+/**
+ * Sends the @ncmds commands of @cmds (copied; 1 to EKV_ORIGIN_PIPELINE_MAX) back to back, in one
+ * write, as one op: timed, failed fast and canceled like one command. The callback gets an array
+ * with each command's reply in order (each may be an error reply: WRONGTYPE, NOPERM, ...). Not a
+ * transaction: Redis runs each command as it comes, and another client's command may run between
+ * two of them (the caller must be able to tell, or not care). The replies to all but the last
+ * command are copied (integers and nils at no cost), the last one's is handed over as hiredis
+ * built it: put the big reply last. @tag reaches the observer as the id of an
+ * EKV_ORIGIN_PIPELINE op. Never NULL.
+ */
+struct ekv_origin_op *ekv_origin_pipeline(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
+                                          void *arg, size_t ncmds,
+                                          const struct ekv_origin_argv *cmds);
+
+/** The first Redis error in a pipeline's reply @reply (an element of its array), or NULL. */
+const struct redisReply *ekv_origin_pipeline_error(const struct redisReply *reply);
 
 /** Detaches the caller: its callback will not be called. The command itself still completes
  * (or fails) inside the origin, which then frees it. */

@@ -25,7 +25,7 @@ struct redisReply;
 #define EKV_TTL_MAX_SEC UINT64_C(4294967295) /* time_to_live_sec above this: 400 */
 
 /** The origin's Lua scripts, by job; src/api/lua/<name>.lua, looked up by name at start-up.
- * (Item reads are no script: a MULTI/EXEC transaction, read.c, tagged EKV_MO_GET.) */
+ * (Item reads are no script: a pipeline of plain commands, read.c, tagged EKV_MO_GET.) */
 enum ekv_script {
     EKV_SCRIPT_ITEM_PUT = 0,
     EKV_SCRIPT_ITEM_DELETE,

@@ -172,14 +172,14 @@ static bool stale_allowed(struct ekv_api *api, uint64_t now, bool failing_now)
 
 /* ---------------------------------------------------------------- origin reads */
 
-/* The read transaction's replies (read_origin()): HMGET's fields, PTTL, EXISTS. */
-enum { R_FIELDS, R_PTTL, R_STORE, R_COUNT };
+/* The read pipeline's replies (read_origin()): PTTL, EXISTS, HMGET's fields. */
+enum { R_PTTL, R_STORE, R_FIELDS, R_COUNT };
 /* HMGET's fields, in the order asked */
 enum { F_VALUE, F_META, F_GEN, F_MODIFIED, F_COUNT };
 
-/* An entry from the read transaction's EXEC reply @r (no error in it), or NULL if it is
- * malformed. No generation is a 404: "store" when the store's generation counter does not exist
- * either, else "key". */
+/* An entry from the read pipeline's reply @r (no error in it), or NULL if it is malformed. No
+ * generation is a 404: "store" when the store's generation counter does not exist either, else
+ * "key". */
 static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct redisReply *r,
                                                 uint64_t now)
 {
@@ -222,6 +222,11 @@ static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct 
             /* the remaining TTL was read after the request was sent: count from the send */
             it.item_expires_ms = rd->sent_ms + (uint64_t)pttl->integer;
             ttl = EKV_MIN(ttl, (uint64_t)pttl->integer);
+        } else if (pttl->integer != -1) {
+            /* no key at PTTL, an item at HMGET: written in between (its invalidation follows).
+             * Answered as read, and expired from the start: never stored, never served stale */
+            it.item_expires_ms = rd->sent_ms;
+            ttl = 0;
         }
         it.expires_ms = rd->sent_ms + ttl;
     }
@@ -293,7 +298,7 @@ static void on_item(int status, const struct redisReply *r, void *arg)
 
     if (status != EKV_OK)
         fail = 503;
-    else if ((err = ekv_origin_multi_error(r)) != NULL)
+    else if ((err = ekv_origin_pipeline_error(r)) != NULL)
         fail = 502;
     else if ((e = entry_from_reply(rd, r, now)) == NULL)
         fail = 502;
@@ -329,9 +334,14 @@ static void on_item(int status, const struct redisReply *r, void *arg)
     reader_free(rd);
 }
 
-/* The item read: one atomic transaction (DESIGN.md "Origin data model"), in one round trip:
- *   MULTI; HMGET <ns>i:{<sid>}:<key> v m g t; PTTL <ns>i:{<sid>}:<key>; EXISTS <ns>g:{<sid>}; EXEC
- * (plain commands cost Redis a tenth of a script run). Tagged EKV_MO_GET for the metrics. */
+/* The item read, in one round trip: a pipeline of three plain commands (a script run costs Redis
+ * ten times more, a MULTI/EXEC around them twice as much):
+ *   PTTL <ns>i:{<sid>}:<key>; EXISTS <ns>g:{<sid>}; HMGET <ns>i:{<sid>}:<key> v m g t
+ * Not atomic, and it need not be: a write that runs between them was sent after the fill was
+ * installed, and its invalidation poisons the fill (or removes what it stored), so nothing read
+ * across a write stays in the cache. What the client gets is the item as HMGET read it (value,
+ * metadata and generation come from that one command). HMGET goes last: the origin copies the
+ * earlier replies, and integers cost nothing to copy. Tagged EKV_MO_GET for the metrics. */
 static void read_origin(struct reader *rd, const char *sid, size_t sid_len, const char *key,
                         size_t key_len)
 {
@@ -344,13 +354,13 @@ static void read_origin(struct reader *rd, const char *sid, size_t sid_len, cons
     const size_t hmget_len[] = {5, ilen, 1, 1, 1, 1}, pttl_len[] = {4, ilen},
                  exists_len[] = {6, glen};
     const struct ekv_origin_argv cmds[R_COUNT] = {
-        [R_FIELDS] = {6, hmget, hmget_len},
         [R_PTTL] = {2, pttl, pttl_len},
         [R_STORE] = {2, exists, exists_len},
+        [R_FIELDS] = {6, hmget, hmget_len},
     };
 
     rd->sent_ms = ekv_api_now_ms();
-    ekv_origin_multi(api->origin, EKV_MO_GET, on_item, rd, R_COUNT, cmds);
+    ekv_origin_pipeline(api->origin, EKV_MO_GET, on_item, rd, R_COUNT, cmds);
     ekv_free(item);
     ekv_free(gen);
 }

@@ -238,7 +238,7 @@ static void on_origin_state(bool up, void *arg)
 }
 
 /* Every origin answer, for the origin counters and latency histogram: a script by its job, a
- * transaction by its tag (the handlers tag theirs with their enum ekv_metrics_op). */
+ * pipeline by its tag (the handlers tag theirs with their enum ekv_metrics_op). */
 static void on_origin_observe(enum ekv_origin_kind kind, size_t id, int status, bool error_reply,
                               uint64_t latency_us, void *arg)
 {
@@ -249,7 +249,7 @@ static void on_origin_observe(enum ekv_origin_kind kind, size_t id, int status, 
                                        : error_reply           ? EKV_MX_ERROR
                                                                : EKV_MX_OK;
 
-    if (kind == EKV_ORIGIN_MULTI && id < EKV_MO_COUNT)
+    if (kind == EKV_ORIGIN_PIPELINE && id < EKV_MO_COUNT)
         op = (enum ekv_metrics_op)id;
     for (size_t i = 0; kind == EKV_ORIGIN_SCRIPT && i < EKV_SCRIPT_COUNT; i++) {
         if (api->script[i] != id)

@@ -292,7 +292,7 @@ static uintptr_t entry_slot(struct ekv_cache_entry *e, uint64_t hash)
     return (uintptr_t)e | hint_of(hash);
 }
 
-static uintptr_t fill_slot(struct ekv_cache_fill *f)
+static uintptr_t fill_slot(const struct ekv_cache_fill *f)
 {
     return (uintptr_t)f | hint_of(f->hash) | FILL_TAG;
 }
@@ -378,6 +378,17 @@ static void slot_clear(const struct ekv_cache *c, struct shard *sh, uint32_t i)
             i = j;
         }
     }
+}
+
+/* Index of fill @f's slot: it is in the table (not poisoned). Compares slot words alone. */
+static uint32_t fill_index(const struct shard *sh, const struct ekv_cache_fill *f)
+{
+    uintptr_t want = fill_slot(f);
+    uint32_t i = home_of(f->hash, sh->cap);
+
+    while (sh->slots[i] != want)
+        i = i + 1 == sh->cap ? 0 : i + 1;
+    return i;
 }
 
 /* Whether one more slot in use would take the table past its maximum load. */
@@ -673,27 +684,24 @@ bool ekv_cache_fill_finish(struct ekv_cache *c, struct ekv_cache_fill *f,
     struct shard *sh = f->shard;
     uint32_t epoch = atomic_load_explicit(&c->epoch, memory_order_acquire) & EPOCH_MASK;
     bool stored = false;
-    uint32_t i;
 
     pthread_mutex_lock(&sh->lock);
     *waiters = f->head;
     if (!f->poisoned) { /* still in its slot, the current fill of its key */
-        i = probe(sh, f->key, f->keylen, f->hash);
+        uint64_t cost = e != NULL ? ekv_cache_entry_cost(e) : 0;
+
         sh->fills--;
-        slot_clear(c, sh, i);
-        if (e != NULL && f->epoch == epoch && now_ms < expires_ms(e)) {
-            uint64_t cost = ekv_cache_entry_cost(e);
-            reserve_slot(c, sh, now_ms); /* first, so that make_room() pays for growth too */
-            if (make_room(c, sh, cost, false, now_ms)) {
-                i = probe(sh, f->key, f->keylen, f->hash);
-                e->state = epoch << 2; /* no grace: one-hit wonders go first (Zipf) */
-                ekv_cache_entry_ref(e);
-                sh->slots[i] = entry_slot(e, f->hash);
-                sh->used++;
-                sh->bytes += cost;
-                sh->entries++;
-                stored = true;
-            }
+        /* the entry takes over the fill's slot, already counted in the table's load */
+        if (e != NULL && f->epoch == epoch && now_ms < expires_ms(e) &&
+            make_room(c, sh, cost, false, now_ms)) {
+            e->state = epoch << 2; /* no grace: one-hit wonders go first (Zipf) */
+            ekv_cache_entry_ref(e);
+            sh->slots[fill_index(sh, f)] = entry_slot(e, f->hash); /* evictions may move it */
+            sh->bytes += cost;
+            sh->entries++;
+            stored = true;
+        } else {
+            slot_clear(c, sh, fill_index(sh, f));
         }
     }
     pthread_mutex_unlock(&sh->lock);

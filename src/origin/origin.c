@@ -1,5 +1,5 @@
 /* origin.c - one worker's command connection to the Redis origin, on a self-healing link
- * (link.c): Lua scripts loaded on every connect, MULTI/EXEC transactions, one deadline timer
+ * (link.c): Lua scripts loaded on every connect, pipelines answered as one, one deadline timer
  * for the commands in flight, failing fast while the origin is down, and lean reply objects.
  *
  * Replies arrive in order, so only the oldest command in flight can be late; when it is, the
@@ -7,11 +7,12 @@
  * EKV_ETIMEDOUT). While the origin is down, commands are answered with EKV_ECLOSED on the next
  * loop turn: never synchronously, never after a wait. Every op is freed in exactly one place:
  * on_reply() for ops handed to hiredis (which calls each callback exactly once, with NULL when
- * the connection goes), fail_deferred() otherwise. A transaction is one op: only its EXEC's
- * callback knows it (MULTI and the queued commands answer on_queued(), which does not), so it
- * too is answered and freed exactly once, wherever the connection breaks. */
+ * the connection goes), fail_deferred() otherwise. A pipeline is one op, answered and freed by
+ * its last command's callback (on_reply()); the earlier commands' callbacks (on_early()) only copy
+ * their replies into it, and hiredis calls them first, also when the connection breaks. */
 #include "config.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -43,8 +44,10 @@ struct ekv_origin_op {
     char *cmd; /* the formatted command, kept by scripts for a NOSCRIPT retry */
     size_t cmdlen;
     enum ekv_origin_kind kind;
-    size_t id; /* the script number, or a transaction's tag (for the observer) */
+    size_t id; /* the script number, or a pipeline's tag (for the observer) */
     bool retried;
+    unsigned nearly; /* a pipeline's earlier replies, copied (on_early()) */
+    redisReply early[EKV_ORIGIN_PIPELINE_MAX - 1];
 };
 
 TAILQ_HEAD(op_list, ekv_origin_op);
@@ -63,7 +66,6 @@ struct ekv_origin {
     void *state_arg;
     ekv_origin_observe_cb *observe_cb;
     void *observe_arg;
-    uint64_t refused_log_ms; /* when a refused transaction command was last logged */
     unsigned unwritten;      /* ops queued since the last eager write (see sent()) */
 };
 
@@ -76,29 +78,23 @@ static void arm(struct event *ev, uint64_t ms)
 
 /* ---------------------------------------------------------------- answering ops */
 
-const struct redisReply *ekv_origin_multi_error(const struct redisReply *reply)
+const struct redisReply *ekv_origin_pipeline_error(const struct redisReply *reply)
 {
-    static char nil_why[] = "EXEC answered nil: the transaction was aborted";
-    static const redisReply exec_nil = {.type = REDIS_REPLY_ERROR, .str = nil_why,
-                                        .len = sizeof(nil_why) - 1};
-
     if (reply->type == REDIS_REPLY_ERROR)
         return reply;
-    if (reply->type == REDIS_REPLY_NIL)
-        return &exec_nil;
     for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_ERROR)
             return reply->element[i];
     return NULL;
 }
 
-/* Whether Redis answered @op with an error: the reply, or (a transaction) one of its commands. */
+/* Whether Redis answered @op with an error: the reply, or (a pipeline) one of its commands'. */
 static bool error_reply(const struct ekv_origin_op *op, const redisReply *reply)
 {
     if (reply == NULL)
         return false;
-    if (op->kind == EKV_ORIGIN_MULTI)
-        return ekv_origin_multi_error(reply) != NULL;
+    if (op->kind == EKV_ORIGIN_PIPELINE)
+        return ekv_origin_pipeline_error(reply) != NULL;
     return reply->type == REDIS_REPLY_ERROR;
 }
 
@@ -115,8 +111,44 @@ static void finish(struct ekv_origin_op *op, int status, const redisReply *reply
         cb(status, (const struct redisReply *)reply, op->arg);
 }
 
+/* A copy of @r into @to that owns its string or elements (so, for integers and nils, no
+ * allocation at all). */
+static void reply_copy(redisReply *to, const redisReply *r)
+{
+    *to = (redisReply){.type = r->type, .integer = r->integer};
+    if (r->type == REDIS_REPLY_ARRAY) {
+        to->elements = r->elements;
+        to->element = ekv_calloc(r->elements + 1, sizeof(*to->element));
+        for (size_t i = 0; i < r->elements; i++) {
+            to->element[i] = ekv_malloc(sizeof(redisReply));
+            reply_copy(to->element[i], r->element[i]);
+        }
+    } else if (r->str != NULL) {
+        to->len = r->len;
+        to->str = ekv_malloc(r->len + 1);
+        memcpy(to->str, r->str, r->len);
+        to->str[r->len] = '\0';
+    }
+}
+
+/* Frees what reply_copy() allocated for @r. */
+static void reply_clear(redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY) {
+        ekv_free(r->str);
+        return;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        reply_clear(r->element[i]);
+        ekv_free(r->element[i]);
+    }
+    ekv_free(r->element);
+}
+
 static void op_free(struct ekv_origin_op *op)
 {
+    for (unsigned i = 0; i < op->nearly; i++)
+        reply_clear(&op->early[i]);
     ekv_free(op->cmd);
     ekv_free(op);
 }
@@ -137,8 +169,8 @@ static void fail_deferred(evutil_socket_t fd, short what, void *arg)
  *
  * hiredis builds each reply with two allocations (the struct, then its string or element
  * vector). On this connection replies are built here instead: the struct and its string or
- * element vector in one allocation, and the replies that carry nothing ("+OK", "+QUEUED", nil:
- * most of a transaction's) are shared static objects that cost none. They stay standard
+ * element vector in one allocation, and the replies that carry nothing ("+OK", nil) are shared
+ * static objects that cost none. They stay standard
  * redisReply structs (callers read them as such) and are read-only for everybody; free_reply()
  * skips the static ones. Only the command connection uses them: the invalidation link keeps
  * hiredis's own objects, which its subscribe handling reads. A failed allocation returns NULL,
@@ -148,9 +180,8 @@ static void fail_deferred(evutil_socket_t fd, short what, void *arg)
 #if HIREDIS_MAJOR == 0
 #define LEAN_REPLIES 1
 
-static char ok_str[] = "OK", queued_str[] = "QUEUED";
+static char ok_str[] = "OK";
 static redisReply reply_ok = {.type = REDIS_REPLY_STATUS, .len = 2, .str = ok_str};
-static redisReply reply_queued = {.type = REDIS_REPLY_STATUS, .len = 6, .str = queued_str};
 static redisReply reply_nil = {.type = REDIS_REPLY_NIL};
 
 /* Links @r into its parent array (as hiredis's own functions do) and returns it. */
@@ -169,8 +200,6 @@ static void *new_string(const redisReadTask *task, char *str, size_t len)
 
     if (task->type == REDIS_REPLY_STATUS && len == 2 && memcmp(str, "OK", 2) == 0)
         return attach(task, &reply_ok);
-    if (task->type == REDIS_REPLY_STATUS && len == 6 && memcmp(str, "QUEUED", 6) == 0)
-        return attach(task, &reply_queued);
     if (len > SIZE_MAX - sizeof(*r) - 1 || (r = malloc(sizeof(*r) + len + 1)) == NULL)
         return NULL;
     memset(r, 0, sizeof(*r));
@@ -217,7 +246,7 @@ static void free_reply(void *obj)
 {
     redisReply *r = obj;
 
-    if (r == NULL || r == &reply_ok || r == &reply_queued || r == &reply_nil)
+    if (r == NULL || r == &reply_ok || r == &reply_nil)
         return;
     if (r->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < r->elements; i++)
@@ -325,30 +354,32 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
             return;
         }
     }
-    finish(op, reply != NULL ? EKV_OK : EKV_ECLOSED, reply);
+    if (reply != NULL && op->kind == EKV_ORIGIN_PIPELINE) {
+        /* the pipeline's answer: its earlier replies, then this one */
+        redisReply *all[EKV_ORIGIN_PIPELINE_MAX];
+        redisReply answer = {.type = REDIS_REPLY_ARRAY, .elements = op->nearly + 1, .element = all};
+
+        for (unsigned i = 0; i < op->nearly; i++)
+            all[i] = &op->early[i];
+        all[op->nearly] = reply;
+        reply = &answer;
+        finish(op, EKV_OK, reply);
+    } else {
+        finish(op, reply != NULL ? EKV_OK : EKV_ECLOSED, reply);
+    }
     op_free(op);
 }
 
-/* The answers to a transaction's MULTI and queued commands: "+OK" and "+QUEUED", or the reason
- * Redis refused to queue a command (its EXEC then answers EXECABORT, which may not say why):
- * logged for the operator, at most every 10 s. @privdata is the origin, never the op: the op
- * belongs to the EXEC's callback alone. */
-static void on_queued(redisAsyncContext *ac, void *r, void *privdata)
+/* The reply to a command of a pipeline other than its last: copied into the op, which outlives
+ * this callback (its last command's, on_reply(), comes after). NULL: the connection went, and
+ * on_reply() answers. */
+static void on_early(redisAsyncContext *ac, void *r, void *privdata)
 {
-    struct ekv_origin *o = privdata;
-    redisReply *reply = r;
-    uint64_t now;
+    struct ekv_origin_op *op = privdata;
 
     (void)ac;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
-        return;
-    now = ekv_mono_ms();
-    if (o->refused_log_ms == 0 || now - o->refused_log_ms >= 10000) {
-        o->refused_log_ms = now;
-        ekv_log(EKV_LOG_WARN, "%s: Redis refused a command of a transaction: %.*s",
-                ekv_origin_link_label(o->link), (int)EKV_MIN(reply->len, (size_t)300),
-                reply->str);
-    }
+    if (r != NULL && op->nearly < EKV_ARRAY_LEN(op->early))
+        reply_copy(&op->early[op->nearly++], r);
 }
 
 /* Answers @op with EKV_ECLOSED on the next loop turn. */
@@ -482,56 +513,51 @@ struct ekv_origin_op *ekv_origin_eval(struct ekv_origin *o, size_t script, ekv_o
     return submit(o, op);
 }
 
-struct ekv_origin_op *ekv_origin_multi(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
-                                       void *arg, size_t ncmds,
-                                       const struct ekv_origin_argv *cmds)
+struct ekv_origin_op *ekv_origin_pipeline(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
+                                          void *arg, size_t ncmds,
+                                          const struct ekv_origin_argv *cmds)
 {
-    static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
-    static const size_t multi_len[] = {5}, exec_len[] = {4};
     struct ekv_origin_op *op = op_new(o, cb, arg);
     redisAsyncContext *ac = ekv_origin_link_ctx(o->link);
-    size_t total = resp_max(1, multi_len, 0, NULL, NULL) + resp_max(1, exec_len, 0, NULL, NULL);
-    char *buf, *p, *end;
+    char stack[1024], *buf = stack, *p, *end;
+    size_t total = 0;
 
-    op->kind = EKV_ORIGIN_MULTI;
+    assert(ncmds >= 1 && ncmds <= EKV_ORIGIN_PIPELINE_MAX);
+    op->kind = EKV_ORIGIN_PIPELINE;
     op->id = tag;
     if (ekv_origin_link_failing(o->link))
         return fail_soon(o, op);
     for (size_t i = 0; i < ncmds; i++)
         total += resp_max(0, NULL, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
-    /* the whole block in one buffer; hiredis copies each command into its output buffer */
-    p = buf = ekv_malloc(total);
-    for (size_t i = 0; i <= ncmds + 1; i++) {
-        bool last = i == ncmds + 1;
+    if (total > sizeof(stack))
+        buf = ekv_malloc(total);
+    p = buf;
+    for (size_t i = 0; i < ncmds; i++) {
+        bool last = i + 1 == ncmds;
         int rc;
 
-        if (i == 0)
-            end = resp_write(p, 1, multi, multi_len, 0, NULL, NULL);
-        else if (!last)
-            end = resp_write(p, 0, NULL, NULL, cmds[i - 1].argc, cmds[i - 1].argv,
-                             cmds[i - 1].argvlen);
-        else
-            end = resp_write(p, 1, exec, exec_len, 0, NULL, NULL);
+        end = resp_write(p, 0, NULL, NULL, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
         *end = '\0'; /* see NUL_AFTER; the next command overwrites it */
         /* one hiredis command per Redis command, so that hiredis's queue of callbacks stays in
-         * step with the replies (MULTI's "+OK" and each "+QUEUED" is a reply of its own) */
-        rc = redisAsyncFormattedCommand(ac, last ? on_reply : on_queued, last ? (void *)op : o,
-                                        p, (size_t)(end - p));
+         * step with the replies */
+        rc = redisAsyncFormattedCommand(ac, last ? on_reply : on_early, op, p, (size_t)(end - p));
         if (rc != REDIS_OK && i == 0) { /* nothing was queued: fail like any command */
-            ekv_free(buf);
+            if (buf != stack)
+                ekv_free(buf);
             return fail_soon(o, op);
         }
         if (rc != REDIS_OK) {
-            /* hiredis checks its state before anything else, so once MULTI was accepted only
-             * out of memory can refuse a command; a half-queued transaction would answer the
-             * commands behind it with "+QUEUED". Like ekv_malloc(): give up. */
-            ekv_log(EKV_LOG_ERROR, "%s: out of memory queueing a transaction",
+            /* hiredis checks its state before anything else, so once the first command was
+             * accepted only out of memory can refuse one; the callbacks queued hold the op.
+             * Like ekv_malloc(): give up. */
+            ekv_log(EKV_LOG_ERROR, "%s: out of memory queueing a pipeline",
                     ekv_origin_link_label(o->link));
             abort();
         }
         p = end;
     }
-    ekv_free(buf);
+    if (buf != stack)
+        ekv_free(buf);
     return sent(o, op);
 }
 

@@ -29,7 +29,6 @@
 #define MAX_KEYS 32
 #define MAX_ARGS 64
 #define MAX_LOGS 16
-#define MAX_QUEUED 8 /* commands in one transaction */
 #define POLL_MS 50
 
 enum kind { R_PLAIN, R_GET, R_SUB };
@@ -46,14 +45,6 @@ struct queue {
     struct reply *head, **tail;
 };
 
-/* A command queued inside MULTI, run at EXEC. */
-struct queued {
-    enum { Q_HMGET, Q_PTTL, Q_EXISTS } cmd;
-    char key[256];
-    char fields[MAX_ARGS]; /* HMGET: each field's name if it is one letter, else '?' */
-    int nfields;
-};
-
 struct conn {
     int fd; /* -1: unused */
     unsigned id;
@@ -63,10 +54,6 @@ struct conn {
     bool wants_inv;  /* sent SUBSCRIBE __redis__:invalidate */
     bool confirmed;  /* and its confirmation went out */
     bool hb;         /* subscribed to another channel (the heartbeat) */
-    bool multi;      /* inside MULTI */
-    bool dirty;      /* a command was refused while queueing: EXEC answers EXECABORT */
-    unsigned nqueued;
-    struct queued queued[MAX_QUEUED];
     char *in;
     size_t in_len, in_cap;
     struct queue urgent, out;
@@ -78,6 +65,8 @@ struct item {
     char *value; /* NULL: absent */
     unsigned long long gen;
     unsigned gets;
+    bool pttl_set; /* fakeredis_pttl() */
+    long long pttl;
 };
 
 struct fakeredis {
@@ -389,115 +378,72 @@ static void cmd_script(struct fakeredis *f, struct conn *c, const char **argv,
     free(b.p);
 }
 
-/* A command inside MULTI: HMGET, PTTL and EXISTS (edgekv's item read) are queued, anything
- * else is refused (the transaction then ends in EXECABORT, as in Redis). */
-static void cmd_queue(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
-                      int argc)
+/* The commands of edgekv's item read (PTTL, EXISTS, HMGET: src/api/read.c), run over the table
+ * of items (fields v, g and t; no metadata, no TTL; every store exists). An HMGET is an item
+ * read: counted, and held when the test asked for it. */
+static void cmd_read(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
+                     int argc)
 {
-    struct queued *q = &c->queued[c->nqueued];
     bool hmget = argc >= 3 && arg_is(argv[0], argl[0], "HMGET");
+    struct item *it;
+    struct buf b = {0};
+    bool present, held = false;
+    char gen[32];
 
-    if (!hmget && !(argc == 2 && (arg_is(argv[0], argl[0], "PTTL") ||
-                                  arg_is(argv[0], argl[0], "EXISTS")))) {
-        c->dirty = true;
+    if (!hmget && argc != 2) {
         unknown(f, c, argv[0], argl[0]);
         return;
     }
-    if (c->nqueued == MAX_QUEUED || argl[1] >= sizeof(q->key)) {
-        c->dirty = true;
-        unknown(f, c, "(too long a transaction)", 24);
-        return;
-    }
-    q->cmd = hmget ? Q_HMGET : arg_is(argv[0], argl[0], "PTTL") ? Q_PTTL : Q_EXISTS;
-    memcpy(q->key, argv[1], argl[1]);
-    q->key[argl[1]] = '\0';
-    q->nfields = hmget ? argc - 2 : 0;
-    for (int i = 0; i < q->nfields; i++)
-        q->fields[i] = argl[i + 2] == 1 ? argv[i + 2][0] : '?';
-    c->nqueued++;
-    reply_str(c, "+QUEUED\r\n");
-}
-
-/* EXEC: the queued commands run now, over the table of items (fields v, g and t; no metadata,
- * no TTL; every store exists). A transaction with an HMGET is an item read: counted, and held
- * when the test asked for it. */
-static void cmd_exec(struct fakeredis *f, struct conn *c)
-{
-    struct buf b = {0};
-    bool read = false, held = false;
-    char gen[32];
-
-    if (!c->multi) {
-        unknown(f, c, "EXEC without MULTI", 18);
-        return;
-    }
-    c->multi = false;
-    if (c->dirty) {
-        reply_str(c, "-EXECABORT Transaction discarded because of previous errors.\r\n");
-        return;
-    }
-    b_printf(&b, "*%u\r\n", c->nqueued);
-    for (unsigned i = 0; i < c->nqueued; i++) {
-        struct queued *q = &c->queued[i];
-        struct item *it = find_item(f, q->key, strlen(q->key), q->cmd == Q_HMGET);
-        bool present = it != NULL && it->value != NULL;
-
-        switch (q->cmd) {
-        case Q_HMGET:
-            if (!read)
-                f->st.gets++;
-            read = true;
-            if (it != NULL)
-                it->gets++;
-            b_printf(&b, "*%d\r\n", q->nfields);
-            for (int k = 0; k < q->nfields; k++) {
-                snprintf(gen, sizeof(gen), "%llu", present ? it->gen : 0);
-                if (present && q->fields[k] == 'v')
-                    b_bulk(&b, it->value, strlen(it->value));
-                else if (present && q->fields[k] == 'g')
-                    b_bulk(&b, gen, strlen(gen));
-                else if (present && q->fields[k] == 't')
-                    b_bulk(&b, "0", 1);
-                else
-                    b_add(&b, "$-1\r\n", 5);
-            }
-            break;
-        case Q_PTTL:
-            b_add(&b, present ? ":-1\r\n" : ":-2\r\n", 5);
-            break;
-        case Q_EXISTS: /* an item's hash, or else a store's generation counter: always there */
-            b_add(&b, present || it == NULL ? ":1\r\n" : ":0\r\n", 4);
-            break;
+    it = find_item(f, argv[1], argl[1], hmget);
+    present = it != NULL && it->value != NULL;
+    if (!hmget) {
+        if (arg_is(argv[0], argl[0], "PTTL")) {
+            b_printf(&b, ":%lld\r\n", it != NULL && it->pttl_set ? it->pttl : present ? -1 : -2);
+            q_push(&c->out, R_PLAIN, false, b.p, b.len);
+            free(b.p);
         }
+        else /* an item's hash, or else a store's generation counter: always there */
+            reply_str(c, present || it == NULL ? ":1\r\n" : ":0\r\n");
+        return;
     }
-    if (read && f->hold_gets > 0) {
+    f->st.gets++;
+    if (it != NULL)
+        it->gets++;
+    b_printf(&b, "*%d\r\n", argc - 2);
+    snprintf(gen, sizeof(gen), "%llu", present ? it->gen : 0);
+    for (int k = 2; k < argc; k++) {
+        char field = argl[k] == 1 ? argv[k][0] : '?';
+        if (present && field == 'v')
+            b_bulk(&b, it->value, strlen(it->value));
+        else if (present && field == 'g')
+            b_bulk(&b, gen, strlen(gen));
+        else if (present && field == 't')
+            b_bulk(&b, "0", 1);
+        else
+            b_add(&b, "$-1\r\n", 5);
+    }
+    if (f->hold_gets > 0) {
         f->hold_gets--;
         f->st.held_gets++;
         held = true;
     }
-    q_push(&c->out, read ? R_GET : R_PLAIN, held, b.p, b.len);
+    q_push(&c->out, R_GET, held, b.p, b.len);
     free(b.p);
 }
 
 static void handle(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
                    int argc)
 {
-    if (arg_is(argv[0], argl[0], "EXEC"))
-        cmd_exec(f, c);
-    else if (c->multi)
-        cmd_queue(f, c, argv, argl, argc);
+    if (arg_is(argv[0], argl[0], "HMGET") || arg_is(argv[0], argl[0], "PTTL") ||
+        arg_is(argv[0], argl[0], "EXISTS"))
+        cmd_read(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "CLIENT"))
         cmd_client(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "SUBSCRIBE"))
         cmd_subscribe(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "SCRIPT"))
         cmd_script(f, c, argv, argl, argc);
-    else if (arg_is(argv[0], argl[0], "MULTI")) {
-        c->multi = true;
-        c->dirty = false;
-        c->nqueued = 0;
-        reply_str(c, "+OK\r\n");
-    } else if (arg_is(argv[0], argl[0], "PING"))
+    else if (arg_is(argv[0], argl[0], "PING"))
         reply_str(c, "+PONG\r\n");
     else {
         log_cmd(f, c, argv, argl, argc);
@@ -690,6 +636,19 @@ void fakeredis_stop(struct fakeredis *f)
 const char *fakeredis_origin(const struct fakeredis *f)
 {
     return f->origin;
+}
+
+void fakeredis_pttl(struct fakeredis *f, const char *rkey, long long ms)
+{
+    struct item *it;
+
+    pthread_mutex_lock(&f->lock);
+    it = find_item(f, rkey, strlen(rkey), true);
+    if (it != NULL) {
+        it->pttl_set = true;
+        it->pttl = ms;
+    }
+    pthread_mutex_unlock(&f->lock);
 }
 
 void fakeredis_set(struct fakeredis *f, const char *rkey, const char *value,

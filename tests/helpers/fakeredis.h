@@ -3,14 +3,13 @@
  * A RESP2 server on a unix socket, run by a thread of the test process, that speaks just the
  * part of Redis that edgekv's read path and invalidation link use: CLIENT ID, CLIENT TRACKING,
  * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, the item read
- * transaction (MULTI, HMGET/PTTL/EXISTS queued, EXEC: src/api/read.c) over a small table of
- * items, and PING. Anything else is answered with an error and counted (inside MULTI, the
- * transaction then ends in EXECABORT).
+ * (PTTL, EXISTS, HMGET: src/api/read.c) over a small table of items, and PING. Anything else is
+ * answered with an error and counted.
  *
  * What a real Redis cannot do on demand, the test scripts here:
- * - hold the replies to the next item reads (EXEC's reply, computed when EXEC arrives, as Redis
- *   would have run the transaction then, and only sent on release; later replies on the same
- *   connection wait behind it, as RESP requires);
+ * - hold the replies to the next item reads (HMGET's reply, computed when HMGET arrives, as Redis
+ *   would have run it then, and only sent on release; later replies on the same connection
+ *   wait behind it, as RESP requires);
  * - hold the confirmation of SUBSCRIBE __redis__:invalidate;
  * - push invalidation messages to the invalidation connections, in order (behind a held
  *   confirmation, as Redis would) or "early" (ahead of everything queued);
@@ -34,8 +33,8 @@ struct fakeredis_stats {
     unsigned inval_conns; /* connections that sent CLIENT ID (the invalidation link's) */
     unsigned subscribed;  /* open connections whose invalidation subscription was confirmed */
     unsigned sub_pending; /* SUBSCRIBE __redis__:invalidate confirmations held */
-    unsigned held_gets;   /* item read replies (EXEC) held */
-    unsigned gets;        /* item reads received (EXECs with an HMGET), every key */
+    unsigned held_gets;   /* item read replies (HMGET) held */
+    unsigned gets;        /* item reads received (HMGETs), every key */
     unsigned heartbeats;  /* SUBSCRIBEs of other channels (edgekv's heartbeat) */
     unsigned unknown;     /* commands it does not know (answered with an error) */
     bool redirect_ok;     /* every CLIENT TRACKING ON named its own connection in REDIRECT */
@@ -58,6 +57,11 @@ const char *fakeredis_origin(const struct fakeredis *f);
  * Sends nothing. */
 void fakeredis_set(struct fakeredis *f, const char *rkey, const char *value,
                    unsigned long long gen);
+
+/** From now on PTTL of @rkey answers @ms, whatever the item (by default -1 when it exists, else
+ * -2): an item read that crosses a write or an expiry, as Redis may run another client's
+ * command between the read's PTTL and its HMGET. */
+void fakeredis_pttl(struct fakeredis *f, const char *rkey, long long ms);
 
 /** Holds the replies to the next @n item reads (0 cancels what is left). */
 void fakeredis_hold_gets(struct fakeredis *f, unsigned n);
@@ -86,7 +90,7 @@ unsigned fakeredis_kill_inval(struct fakeredis *f);
 /** A snapshot of the counters. */
 void fakeredis_stats(struct fakeredis *f, struct fakeredis_stats *st);
 
-/** Item reads received for @rkey (HMGETs of it run by an EXEC). */
+/** Item reads received for @rkey (HMGETs of it). */
 unsigned fakeredis_gets(struct fakeredis *f, const char *rkey);
 
 /** The commands received on the @n-th (0-based) invalidation connection, one per line with

@@ -1,8 +1,8 @@
 /* check_origin.c - the origin module (src/origin) against a real redis-server: commands,
- * scripts and MULTI/EXEC transactions, the async contract (never synchronous, exactly once,
- * cancel), NOSCRIPT recovery, errors inside a transaction, deadlines on a stalled Redis, failing
- * fast while Redis is down, the connection lost mid-transaction, reconnecting by itself, AUTH
- * with an ACL user and SELECT, and what the observer is told. */
+ * scripts and pipelines, the async contract (never synchronous, exactly once, cancel), NOSCRIPT
+ * recovery, errors inside a pipeline, deadlines on a stalled Redis, failing fast while Redis is
+ * down, the connection lost mid-pipeline, reconnecting by itself, AUTH with an ACL user and
+ * SELECT, and what the observer is told. */
 #include "config.h"
 
 #include <check.h>
@@ -98,6 +98,7 @@ struct tx_result {
     int calls;
     int status;
     char dump[512];
+    long len1; /* the length of element 1, if a string */
 };
 
 static void on_tx(int status, const struct redisReply *r, void *arg)
@@ -109,6 +110,9 @@ static void on_tx(int status, const struct redisReply *r, void *arg)
     res->dump[0] = '\0';
     if (r != NULL)
         dump((const redisReply *)r, res->dump, sizeof(res->dump));
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 1 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        res->len1 = (long)r->element[1]->len;
 }
 
 /* What the observer was told, last. */
@@ -118,6 +122,7 @@ struct observed {
     size_t id;
     int status;
     bool error_reply;
+    int errors; /* calls with error_reply */
 };
 
 static void on_observe(enum ekv_origin_kind kind, size_t id, int status, bool error_reply,
@@ -131,6 +136,7 @@ static void on_observe(enum ekv_origin_kind kind, size_t id, int status, bool er
     ob->id = id;
     ob->status = status;
     ob->error_reply = error_reply;
+    ob->errors += error_reply;
 }
 
 #define TX(...) {(int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
@@ -282,13 +288,14 @@ START_TEST(test_scripts_and_noscript_recovery)
 }
 END_TEST
 
-/* A transaction: one op, one callback with EXEC's array (one reply per command, of every shape:
- * statuses, strings, nils, integers, arrays empty or not), never synchronous; a canceled one is
- * never answered; the observer sees the caller's tag. */
-START_TEST(test_multi_round_trip)
+/* A pipeline: one op, one callback with an array of the commands' replies in order, of every
+ * shape (statuses, strings binary or not, nils, integers, arrays empty or not), wherever in the
+ * pipeline they come (all but the last are copied), never synchronous; a canceled one is never
+ * answered; the observer sees the caller's tag. */
+START_TEST(test_pipeline_round_trip)
 {
     struct ekv_origin *o = origin_new(1000);
-    struct tx_result r = {0}, canceled = {0}, after = {0};
+    struct tx_result r = {0}, r2 = {0}, canceled = {0}, after = {0};
     struct observed ob = {0};
     static const char bin[] = "b\0n";
     const char *sv[] = {"SET", "tx:bin", bin};
@@ -298,11 +305,12 @@ START_TEST(test_multi_round_trip)
         TX("HMGET", "tx:h", "v", "m", "g"),
         TX("PTTL", "tx:h"),
         TX("EXISTS", "tx:nothing"),
-        TX("LRANGE", "tx:nolist", "0", "-1"),
-        TX("GET", "tx:nokey"),
-        TX("GET", "tx:k"),
+    };
+    struct ekv_origin_argv cmds2[] = {
         {3, sv, svl},
         TX("GET", "tx:bin"),
+        TX("LRANGE", "tx:nolist", "0", "-1"),
+        TX("GET", "tx:nokey"),
     };
     struct ekv_origin_argv one[] = {TX("PING")};
     char *x = ekv_test_redis_cmd(redis, "HSET tx:h v hello g 7");
@@ -310,22 +318,27 @@ START_TEST(test_multi_round_trip)
     free(x);
     ekv_origin_set_observer(o, on_observe, &ob);
     ck_assert(wait_connected(o, 3000));
-    ekv_origin_multi(o, 42, on_tx, &r, EKV_ARRAY_LEN(cmds), cmds);
+    ekv_origin_pipeline(o, 42, on_tx, &r, EKV_ARRAY_LEN(cmds), cmds);
     ck_assert_int_eq(r.calls, 0); /* never synchronous */
-    ck_assert_uint_eq(ekv_origin_pending(o), 1); /* one op for the whole transaction */
-    ekv_origin_cancel(ekv_origin_multi(o, 43, on_tx, &canceled, 1, one));
-    ekv_origin_multi(o, 44, on_tx, &after, 1, one);
+    ck_assert_uint_eq(ekv_origin_pending(o), 1); /* one op for the whole pipeline */
+    ekv_origin_pipeline(o, 41, on_tx, &r2, EKV_ARRAY_LEN(cmds2), cmds2);
+    ekv_origin_cancel(ekv_origin_pipeline(o, 43, on_tx, &canceled, 1, one));
+    ekv_origin_pipeline(o, 44, on_tx, &after, 1, one);
     ck_assert(run_until(&after.calls, 3000));
     ck_assert_int_eq(r.calls, 1);
     ck_assert_int_eq(r.status, EKV_OK);
-    ck_assert_str_eq(r.dump, "[+OK,[hello,nil,7],:-1,:0,[],nil,val,+OK,b]"); /* b\0n */
+    ck_assert_str_eq(r.dump, "[+OK,[hello,nil,7],:-1,:0]");
+    ck_assert_int_eq(r2.calls, 1);
+    ck_assert_int_eq(r2.status, EKV_OK);
+    ck_assert_int_eq(r2.len1, 3); /* "b\0n", copied whole */
+    ck_assert_str_eq(r2.dump, "[+OK,b,[],nil]");
     ck_assert_int_eq(canceled.calls, 0);
     ck_assert_int_eq(after.status, EKV_OK);
     ck_assert_str_eq(after.dump, "[+PONG]");
     ck_assert_uint_eq(ekv_origin_pending(o), 0);
     /* the canceled one is not observed either */
-    ck_assert_int_eq(ob.calls, 2);
-    ck_assert_int_eq(ob.kind, EKV_ORIGIN_MULTI);
+    ck_assert_int_eq(ob.calls, 3);
+    ck_assert_int_eq(ob.kind, EKV_ORIGIN_PIPELINE);
     ck_assert_uint_eq(ob.id, 44);
     ck_assert(!ob.error_reply);
     /* the binary value went through whole (one allocation per string, NULs included) */
@@ -336,11 +349,11 @@ START_TEST(test_multi_round_trip)
 }
 END_TEST
 
-/* Errors inside a transaction: a command Redis runs and fails (WRONGTYPE) is an error element of
- * EXEC's array; a command Redis refuses to queue (wrong arity, or an ACL user without HMGET)
- * turns EXEC's reply into an error (EXECABORT). Either way the connection stays in step: the
- * next command and the next transaction get their own answers. */
-START_TEST(test_multi_errors)
+/* Errors inside a pipeline: a command Redis runs and fails (WRONGTYPE), one it refuses (wrong
+ * arity, or an ACL user without HMGET) are error elements of the answer, first, in the middle or
+ * last, and the observer hears of them. Either way the connection stays in step: the next
+ * command and the next pipeline get their own answers. */
+START_TEST(test_pipeline_errors)
 {
     static char user[] = "nohmget", pw[] = "pw";
     struct ekv_origin *o = origin_new(1000);
@@ -348,9 +361,9 @@ START_TEST(test_multi_errors)
     struct observed ob = {0};
     struct result get = {0};
     struct ekv_origin_argv wt[] = {TX("HMGET", "tx:s", "v"), TX("PTTL", "tx:s")};
-    struct ekv_origin_argv bad[] = {TX("PTTL", "tx:s"), TX("HMGET", "tx:h")};
-    struct ekv_origin_argv read[] = {TX("HMGET", "tx:h", "v", "g"), TX("PTTL", "tx:h"),
-                                     TX("EXISTS", "tx:s")};
+    struct ekv_origin_argv bad[] = {TX("PTTL", "tx:s"), TX("HMGET", "tx:h"), TX("EXISTS", "tx:s")};
+    struct ekv_origin_argv read[] = {TX("PTTL", "tx:h"), TX("EXISTS", "tx:s"),
+                                     TX("HMGET", "tx:h", "v", "g")};
     const char *gv[] = {"GET", "tx:s"};
     char *x = ekv_test_redis_cmd(redis, "SET tx:s str");
 
@@ -359,26 +372,27 @@ START_TEST(test_multi_errors)
     free(x);
     ekv_origin_set_observer(o, on_observe, &ob);
     ck_assert(wait_connected(o, 3000));
-    ekv_origin_multi(o, 1, on_tx, &wrongtype, EKV_ARRAY_LEN(wt), wt);
-    ekv_origin_multi(o, 2, on_tx, &arity, EKV_ARRAY_LEN(bad), bad);
+    ekv_origin_pipeline(o, 1, on_tx, &wrongtype, EKV_ARRAY_LEN(wt), wt);
+    ekv_origin_pipeline(o, 2, on_tx, &arity, EKV_ARRAY_LEN(bad), bad);
     ekv_origin_cmd(o, on_result, &get, 2, gv, NULL);
-    ekv_origin_multi(o, 3, on_tx, &next, EKV_ARRAY_LEN(read), read);
-    ck_assert(run_until(&next.calls, 3000));
+    ck_assert(run_until(&get.calls, 3000));
     ck_assert_int_eq(wrongtype.status, EKV_OK);
     ck_assert_str_eq(wrongtype.dump, "[-WRONGTYPE,:-1]");
+    ck_assert_int_eq(ob.errors, 2); /* the observer heard of both error elements */
     ck_assert_int_eq(arity.calls, 1);
     ck_assert_int_eq(arity.status, EKV_OK);
-    ck_assert_str_eq(arity.dump, "-EXECABORT");
-    ck_assert_int_eq(get.calls, 1);
+    ck_assert_str_eq(arity.dump, "[:-1,-ERR,:1]");
     ck_assert_str_eq(get.str, "str");
+    ekv_origin_pipeline(o, 3, on_tx, &next, EKV_ARRAY_LEN(read), read);
+    ck_assert(run_until(&next.calls, 3000));
     ck_assert_int_eq(next.calls, 1);
-    ck_assert_str_eq(next.dump, "[[hello,7],:-1,:1]");
+    ck_assert_str_eq(next.dump, "[:-1,:1,[hello,7]]");
     ck_assert_int_eq(ob.calls, 4);
-    ck_assert(!ob.error_reply);
+    ck_assert_int_eq(ob.errors, 2);
     ck_assert(ekv_origin_connected(o));
     ekv_origin_free(o);
 
-    /* an ACL user without HMGET: Redis refuses it as it is queued */
+    /* an ACL user without HMGET: Redis refuses that command alone */
     x = ekv_test_redis_cmd(redis, "ACL SETUSER nohmget on >pw ~* &* +@all -hmget");
     ck_assert_str_eq(x, "OK");
     free(x);
@@ -388,16 +402,16 @@ START_TEST(test_multi_errors)
     o = origin_new(1000);
     ekv_origin_set_observer(o, on_observe, &ob);
     ck_assert(wait_connected(o, 3000));
-    ekv_origin_multi(o, 5, on_tx, &acl, EKV_ARRAY_LEN(read), read);
+    ekv_origin_pipeline(o, 5, on_tx, &acl, EKV_ARRAY_LEN(read), read);
     ck_assert(run_until(&acl.calls, 3000));
     ck_assert_int_eq(acl.status, EKV_OK);
-    ck_assert_str_eq(acl.dump, "-EXECABORT");
-    ck_assert_int_eq(ob.kind, EKV_ORIGIN_MULTI);
+    ck_assert_str_eq(acl.dump, "[:-1,:1,-NOPERM]");
+    ck_assert_int_eq(ob.kind, EKV_ORIGIN_PIPELINE);
     ck_assert_uint_eq(ob.id, 5);
     ck_assert(ob.error_reply);
     memset(&get, 0, sizeof(get));
     ekv_origin_cmd(o, on_result, &get, 2, gv, NULL);
-    ekv_origin_multi(o, 6, on_tx, &tx, 1, &read[1]);
+    ekv_origin_pipeline(o, 6, on_tx, &tx, 1, read);
     ck_assert(run_until(&tx.calls, 3000));
     ck_assert_str_eq(get.str, "str");
     ck_assert_str_eq(tx.dump, "[:-1]");
@@ -408,26 +422,29 @@ START_TEST(test_multi_errors)
 }
 END_TEST
 
-/* The connection killed mid-transaction (MULTI answered, the rest held by CLIENT PAUSE WRITE):
- * the callback gets EKV_ECLOSED exactly once, nothing of the transaction ran, a transaction sent
- * while the origin is down fails fast (never synchronously), and the origin comes back. */
-START_TEST(test_multi_connection_lost)
+/* The connection killed mid-pipeline (the first command answered, the write behind it held by
+ * CLIENT PAUSE WRITE): the callback gets EKV_ECLOSED exactly once (the copied first reply is
+ * freed: valgrind), a pipeline sent while the origin is down fails fast (never synchronously),
+ * and the origin comes back. */
+START_TEST(test_pipeline_connection_lost)
 {
     struct ekv_origin *o = origin_new(5000);
     struct state_log st = {0};
     struct tx_result lost = {0}, fast = {0}, back = {0};
-    struct ekv_origin_argv cmds[] = {TX("SET", "tx:w", "1"), TX("GET", "tx:w")};
+    struct ekv_origin_argv cmds[] = {TX("GET", "tx:w"), TX("SET", "tx:w", "1"), TX("GET", "tx:w")};
     int never = 0;
     uint64_t t0;
     char *x;
 
+    x = ekv_test_redis_cmd(redis, "SET tx:w 0");
+    free(x);
     ekv_origin_set_state_cb(o, on_state, &st);
     ck_assert(wait_connected(o, 3000));
     x = ekv_test_redis_cmd(redis, "CLIENT PAUSE 3000 WRITE");
     ck_assert_str_eq(x, "OK");
     free(x);
-    ekv_origin_multi(o, 0, on_tx, &lost, EKV_ARRAY_LEN(cmds), cmds);
-    run_until(&never, 100); /* sent; MULTI answered, the write held */
+    ekv_origin_pipeline(o, 0, on_tx, &lost, EKV_ARRAY_LEN(cmds), cmds);
+    run_until(&never, 100); /* sent; the first GET answered, the write held */
     ck_assert_int_eq(lost.calls, 0);
     ck_assert_uint_eq(ekv_origin_pending(o), 1);
     x = ekv_test_redis_cmd(redis, "CLIENT KILL TYPE normal SKIPME yes");
@@ -438,20 +455,20 @@ START_TEST(test_multi_connection_lost)
     ck_assert_uint_eq(ekv_origin_pending(o), 0);
     ck_assert_int_eq(st.downs, 1);
     t0 = ekv_test_now_ms();
-    ekv_origin_multi(o, 0, on_tx, &fast, EKV_ARRAY_LEN(cmds), cmds);
+    ekv_origin_pipeline(o, 0, on_tx, &fast, EKV_ARRAY_LEN(cmds), cmds);
     ck_assert_int_eq(fast.calls, 0);
     ck_assert(run_until(&fast.calls, 3000));
     ck_assert_int_eq(fast.status, EKV_ECLOSED);
     ck_assert_uint_lt(ekv_test_now_ms() - t0, 200); /* at once, not after a deadline */
     x = ekv_test_redis_cmd(redis, "CLIENT UNPAUSE");
     free(x);
-    x = ekv_test_redis_cmd(redis, "GET tx:w"); /* atomic: nothing of it ran */
-    ck_assert_str_eq(x, "(nil)");
+    x = ekv_test_redis_cmd(redis, "GET tx:w"); /* the held write never ran */
+    ck_assert_str_eq(x, "0");
     free(x);
     ck_assert(wait_connected(o, 5000));
-    ekv_origin_multi(o, 0, on_tx, &back, EKV_ARRAY_LEN(cmds), cmds);
+    ekv_origin_pipeline(o, 0, on_tx, &back, EKV_ARRAY_LEN(cmds), cmds);
     ck_assert(run_until(&back.calls, 3000));
-    ck_assert_str_eq(back.dump, "[+OK,1]");
+    ck_assert_str_eq(back.dump, "[0,+OK,1]");
     run_until(&never, 100);
     ck_assert_int_eq(lost.calls, 1); /* exactly once, also after the reconnect */
     ck_assert_int_eq(fast.calls, 1);
@@ -459,9 +476,9 @@ START_TEST(test_multi_connection_lost)
 }
 END_TEST
 
-/* A stalled Redis: the transaction times out at its deadline, once; the connection is reset
- * (its late replies never reach anybody) and the next transaction is answered. */
-START_TEST(test_multi_timeout)
+/* A stalled Redis: the pipeline times out at its deadline, once; the connection is reset (its
+ * late replies never reach anybody) and the next pipeline is answered. */
+START_TEST(test_pipeline_timeout)
 {
     struct ekv_origin *o = origin_new(300);
     struct tx_result r = {0}, later = {0};
@@ -474,13 +491,13 @@ START_TEST(test_multi_timeout)
     x = ekv_test_redis_cmd(redis, "CLIENT PAUSE 800 ALL");
     free(x);
     t0 = ekv_test_now_ms();
-    ekv_origin_multi(o, 0, on_tx, &r, EKV_ARRAY_LEN(cmds), cmds);
+    ekv_origin_pipeline(o, 0, on_tx, &r, EKV_ARRAY_LEN(cmds), cmds);
     ck_assert(run_until(&r.calls, 3000));
     ck_assert_int_eq(r.status, EKV_ETIMEDOUT);
     ck_assert_uint_ge(ekv_test_now_ms() - t0, 250);
     ck_assert_uint_eq(ekv_origin_pending(o), 0);
     ck_assert(wait_connected(o, 5000));
-    ekv_origin_multi(o, 0, on_tx, &later, EKV_ARRAY_LEN(cmds), cmds);
+    ekv_origin_pipeline(o, 0, on_tx, &later, EKV_ARRAY_LEN(cmds), cmds);
     ck_assert(run_until(&later.calls, 3000));
     ck_assert_str_eq(later.dump, "[:-2,:0]");
     run_until(&never, 100);
@@ -746,10 +763,10 @@ int main(void)
     tcase_add_test(tc, test_cmd_round_trip);
     tcase_add_test(tc, test_error_reply_is_ok_status);
     tcase_add_test(tc, test_scripts_and_noscript_recovery);
-    tcase_add_test(tc, test_multi_round_trip);
-    tcase_add_test(tc, test_multi_errors);
-    tcase_add_test(tc, test_multi_connection_lost);
-    tcase_add_test(tc, test_multi_timeout);
+    tcase_add_test(tc, test_pipeline_round_trip);
+    tcase_add_test(tc, test_pipeline_errors);
+    tcase_add_test(tc, test_pipeline_connection_lost);
+    tcase_add_test(tc, test_pipeline_timeout);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_many_in_one_turn);
     tcase_add_test(tc, test_eager_write_to_dead_connection);

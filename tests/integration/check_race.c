@@ -279,6 +279,34 @@ START_TEST(test_poisoned_fill_not_joined)
 END_TEST
 
 /*
+ * The item read is three commands (src/api/read.c), and Redis may run another client's write, or
+ * expire the item, between its PTTL and its HMGET: PTTL then says "no such key" while HMGET finds
+ * an item. The client gets the item as HMGET read it, and it is not cached (its TTL is unknown):
+ * the next read goes to the origin again. A TTL that PTTL does report bounds the cached entry.
+ */
+START_TEST(test_read_crossing_a_write)
+{
+    unsigned gets = fakeredis_gets(fake, RKEY);
+    const char *cs, *ttl;
+
+    fakeredis_pttl(fake, RKEY, -2);
+    cs = get("v1");
+    ck_assert_msg(!is_hit(cs) && !is_stored(cs), "stored with no TTL known: %s", cs);
+    cs = get("v1");
+    ck_assert_msg(!is_hit(cs) && !is_stored(cs), "served from the cache: %s", cs);
+    ck_assert_uint_eq(fakeredis_gets(fake, RKEY), gets + 2);
+    fakeredis_pttl(fake, RKEY, 5000);
+    cs = get("v1");
+    ck_assert_msg(is_stored(cs), "an item with a TTL: %s", cs);
+    cs = get("v1");
+    ttl = strstr(cs, "ttl=");
+    ck_assert_msg(is_hit(cs) && ttl != NULL && atoi(ttl + 4) >= 0 && atoi(ttl + 4) <= 5,
+                  "a hit within the item's 5 s: %s", cs);
+    ck_assert_uint_eq(fakeredis_gets(fake, RKEY), gets + 3);
+}
+END_TEST
+
+/*
  * A fill sent while the link was live; the link drops (the write's invalidation is lost with
  * it); the fill's reply arrives while the new subscription is not confirmed yet; then the
  * confirmation. Nothing from that fill may be served as a hit after the confirmation: the next
@@ -371,6 +399,7 @@ int main(void)
     tcase_add_test(tc, test_fill_poisoned_by_invalidation);
     tcase_add_test(tc, test_fill_poisoned_by_flush_message);
     tcase_add_test(tc, test_poisoned_fill_not_joined);
+    tcase_add_test(tc, test_read_crossing_a_write);
     tcase_add_test(tc, test_fill_across_resubscribe);
     tcase_add_test(tc, test_invalidation_before_confirmation);
     tcase_add_test(tc, test_unknown_payload_flushes);
