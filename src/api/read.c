@@ -172,65 +172,74 @@ static bool stale_allowed(struct ekv_api *api, uint64_t now, bool failing_now)
 
 /* ---------------------------------------------------------------- origin reads */
 
-/* The read pipeline's replies (read_origin()): PTTL, EXISTS, HMGET's fields. */
-enum { R_PTTL, R_STORE, R_FIELDS, R_COUNT };
+/* The read pipeline's replies (read_origin()): PTTL, HMGET's fields. */
+enum { R_PTTL, R_FIELDS, R_COUNT };
 /* HMGET's fields, in the order asked */
 enum { F_VALUE, F_META, F_GEN, F_MODIFIED, F_COUNT };
 
-/* An entry from the read pipeline's reply @r (no error in it), or NULL if it is malformed. No
- * generation is a 404: "store" when the store's generation counter does not exist either, else
- * "key". */
-static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct redisReply *r,
-                                                uint64_t now)
+/* A 404 entry: of the store (@no_store) or of the key. */
+static struct ekv_cache_entry *negative_entry(const struct reader *rd, bool no_store)
+{
+    const struct ekv_conf *conf = rd->api->conf;
+    struct ekv_cache_item it = {.fetched_ms = rd->sent_ms, .negative = true};
+
+    it.meta = no_store ? "store" : "key";
+    it.meta_len = strlen(it.meta);
+    /* cache-max-ttl bounds every entry, cached 404s included */
+    it.expires_ms = rd->sent_ms + EKV_MIN(conf->negative_ttl_ms, conf->cache_max_ttl_ms);
+    return ekv_cache_entry_new(rd->ckey, rd->ckey_len, &it);
+}
+
+/* Whether the read pipeline's reply @r (no error in it) is well formed; *@found: it holds an
+ * item (a generation). */
+static bool reply_ok(const struct redisReply *r, bool *found)
+{
+    const struct redisReply *f;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != R_COUNT ||
+        r->element[R_PTTL]->type != REDIS_REPLY_INTEGER)
+        return false;
+    f = r->element[R_FIELDS];
+    if (f->type != REDIS_REPLY_ARRAY || f->elements != F_COUNT)
+        return false;
+    *found = f->element[F_GEN]->type != REDIS_REPLY_NIL;
+    return true;
+}
+
+/* The entry of the item in the read pipeline's reply @r (reply_ok(), found), or NULL if it is
+ * malformed. */
+static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct redisReply *r)
 {
     const struct ekv_conf *conf = rd->api->conf;
     struct ekv_cache_item it = {.fetched_ms = rd->sent_ms};
-    const struct redisReply *f, *pttl, *store;
+    const struct redisReply *f = r->element[R_FIELDS], *pttl = r->element[R_PTTL];
+    long long gen = ekv_reply_int(f, F_GEN, -1);
+    uint64_t ttl = conf->cache_max_ttl_ms;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != R_COUNT)
+    if (gen < 0)
         return NULL;
-    f = r->element[R_FIELDS];
-    pttl = r->element[R_PTTL];
-    store = r->element[R_STORE];
-    if (f->type != REDIS_REPLY_ARRAY || f->elements != F_COUNT ||
-        pttl->type != REDIS_REPLY_INTEGER || store->type != REDIS_REPLY_INTEGER)
-        return NULL;
-    if (f->element[F_GEN]->type == REDIS_REPLY_NIL) {
-        it.negative = true;
-        it.meta = store->integer == 0 ? "store" : "key";
-        it.meta_len = strlen(it.meta);
-        /* cache-max-ttl bounds every entry, cached 404s included */
-        it.expires_ms = rd->sent_ms + EKV_MIN(conf->negative_ttl_ms, conf->cache_max_ttl_ms);
-    } else {
-        long long gen = ekv_reply_int(f, F_GEN, -1);
-        uint64_t ttl = conf->cache_max_ttl_ms;
-
-        if (gen < 0)
-            return NULL;
-        /* a missing value or metadata field reads as empty (a foreign writer's item) */
-        it.value = ekv_reply_str(f, F_VALUE, &it.value_len);
-        if (it.value == NULL)
-            it.value = "";
-        it.meta = ekv_reply_str(f, F_META, &it.meta_len);
-        if (it.meta == NULL)
-            it.meta = "";
-        if (ekv_meta_check(it.meta, it.meta_len) != NULL)
-            it.meta_len = 0; /* not a valid header value (a foreign writer): served empty */
-        it.generation = (uint64_t)gen;
-        it.last_modified_ms = ekv_reply_int(f, F_MODIFIED, 0);
-        if (pttl->integer >= 0) {
-            /* the remaining TTL was read after the request was sent: count from the send */
-            it.item_expires_ms = rd->sent_ms + (uint64_t)pttl->integer;
-            ttl = EKV_MIN(ttl, (uint64_t)pttl->integer);
-        } else if (pttl->integer != -1) {
-            /* no key at PTTL, an item at HMGET: written in between (its invalidation follows).
-             * Answered as read, and expired from the start: never stored, never served stale */
-            it.item_expires_ms = rd->sent_ms;
-            ttl = 0;
-        }
-        it.expires_ms = rd->sent_ms + ttl;
+    /* a missing value or metadata field reads as empty (a foreign writer's item) */
+    it.value = ekv_reply_str(f, F_VALUE, &it.value_len);
+    if (it.value == NULL)
+        it.value = "";
+    it.meta = ekv_reply_str(f, F_META, &it.meta_len);
+    if (it.meta == NULL)
+        it.meta = "";
+    if (ekv_meta_check(it.meta, it.meta_len) != NULL)
+        it.meta_len = 0; /* not a valid header value (a foreign writer): served empty */
+    it.generation = (uint64_t)gen;
+    it.last_modified_ms = ekv_reply_int(f, F_MODIFIED, 0);
+    if (pttl->integer >= 0) {
+        /* the remaining TTL was read after the request was sent: count from the send */
+        it.item_expires_ms = rd->sent_ms + (uint64_t)pttl->integer;
+        ttl = EKV_MIN(ttl, (uint64_t)pttl->integer);
+    } else if (pttl->integer != -1) {
+        /* no key at PTTL, an item at HMGET: written in between (its invalidation follows).
+         * Answered as read, and expired from the start: never stored, never served stale */
+        it.item_expires_ms = rd->sent_ms;
+        ttl = 0;
     }
-    (void)now;
+    it.expires_ms = rd->sent_ms + ttl;
     return ekv_cache_entry_new(rd->ckey, rd->ckey_len, &it);
 }
 
@@ -283,25 +292,20 @@ static void answer_waiters(struct ekv_cache_waiter *w, struct ekv_cache_entry *e
     }
 }
 
-static void on_item(int status, const struct redisReply *r, void *arg)
+/* The end of an origin read: @e is what the origin holds (NULL: the read failed, with @fail 503
+ * or 502, and @status and Redis's error @err for the log). Finishes the fill, answers its
+ * waiters and the client, frees @rd. */
+static void read_done(struct reader *rd, struct ekv_cache_entry *e, int fail, int status,
+                      const struct redisReply *err)
 {
-    struct reader *rd = arg;
     struct ekv_api *api = rd->api;
     struct ekv_http_req *req = rd->req;
     uint64_t now = ekv_api_now_ms();
-    struct ekv_cache_entry *e = NULL, *stale = NULL;
+    struct ekv_cache_entry *stale = NULL;
     struct ekv_cache_waiter *waiters = NULL;
-    const struct redisReply *err = NULL;
-    int fail = 0;
     bool stored = false;
     char cs[96];
 
-    if (status != EKV_OK)
-        fail = 503;
-    else if ((err = ekv_origin_pipeline_error(r)) != NULL)
-        fail = 502;
-    else if ((e = entry_from_reply(rd, r, now)) == NULL)
-        fail = 502;
     if (rd->how == LEAD) {
         /* rule 1: nothing is stored while the cache is not trusted (the link dropped since
          * the fill began); the next subscription would flush it anyway */
@@ -334,35 +338,85 @@ static void on_item(int status, const struct redisReply *r, void *arg)
     reader_free(rd);
 }
 
-/* The item read, in one round trip: a pipeline of three plain commands (a script run costs Redis
+/* The answer to check_store(). */
+static void on_store(int status, const struct redisReply *r, void *arg)
+{
+    struct reader *rd = arg;
+    const struct redisReply *err = NULL, *exists;
+
+    if (status != EKV_OK) {
+        read_done(rd, NULL, 503, status, NULL);
+    } else if ((err = ekv_origin_pipeline_error(r)) != NULL) {
+        read_done(rd, NULL, 502, status, err);
+    } else {
+        exists = r->elements == 1 ? r->element[0] : NULL;
+        read_done(rd,
+                  exists != NULL && exists->type == REDIS_REPLY_INTEGER
+                      ? negative_entry(rd, exists->integer == 0)
+                      : NULL,
+                  502, status, NULL);
+    }
+}
+
+/* No such item: is there such a store? A second round trip, for 404s alone (and those are
+ * cached): EXISTS <ns>g:{<sid>}. The fill stays in flight meanwhile (a write since the first
+ * command poisons it as well). */
+static void check_store(struct reader *rd)
+{
+    const char *sid = rd->ckey + 1, *end = memchr(rd->ckey, '}', rd->ckey_len);
+    size_t glen;
+    char *gen = ekv_api_rkey(rd->api, "g:{", sid, (size_t)(end - sid), "}", NULL, 0, &glen);
+    const char *exists[] = {"EXISTS", gen};
+    const size_t exists_len[] = {6, glen};
+    const struct ekv_origin_argv cmd = {2, exists, exists_len};
+
+    ekv_origin_pipeline(rd->api->origin, EKV_MO_GET, on_store, rd, 1, &cmd);
+    ekv_free(gen);
+}
+
+static void on_item(int status, const struct redisReply *r, void *arg)
+{
+    struct reader *rd = arg;
+    const struct redisReply *err = NULL;
+    bool found = false;
+
+    if (status != EKV_OK)
+        read_done(rd, NULL, 503, status, NULL);
+    else if ((err = ekv_origin_pipeline_error(r)) != NULL)
+        read_done(rd, NULL, 502, status, err);
+    else if (!reply_ok(r, &found))
+        read_done(rd, NULL, 502, status, NULL);
+    else if (!found)
+        check_store(rd);
+    else
+        read_done(rd, entry_from_reply(rd, r), 502, status, NULL);
+}
+
+/* The item read, in one round trip: a pipeline of two plain commands (a script run costs Redis
  * ten times more, a MULTI/EXEC around them twice as much):
- *   PTTL <ns>i:{<sid>}:<key>; EXISTS <ns>g:{<sid>}; HMGET <ns>i:{<sid>}:<key> v m g t
+ *   PTTL <ns>i:{<sid>}:<key>; HMGET <ns>i:{<sid>}:<key> v m g t
  * Not atomic, and it need not be: a write that runs between them was sent after the fill was
  * installed, and its invalidation poisons the fill (or removes what it stored), so nothing read
  * across a write stays in the cache. What the client gets is the item as HMGET read it (value,
  * metadata and generation come from that one command). HMGET goes last: the origin copies the
- * earlier replies, and integers cost nothing to copy. Tagged EKV_MO_GET for the metrics. */
+ * earlier replies, and integers cost nothing to copy. No item: check_store(). Tagged EKV_MO_GET
+ * for the metrics. */
 static void read_origin(struct reader *rd, const char *sid, size_t sid_len, const char *key,
                         size_t key_len)
 {
     struct ekv_api *api = rd->api;
-    size_t ilen, glen;
+    size_t ilen;
     char *item = ekv_api_rkey(api, "i:{", sid, sid_len, "}:", key, key_len, &ilen);
-    char *gen = ekv_api_rkey(api, "g:{", sid, sid_len, "}", NULL, 0, &glen);
-    const char *hmget[] = {"HMGET", item, "v", "m", "g", "t"}, *pttl[] = {"PTTL", item},
-               *exists[] = {"EXISTS", gen};
-    const size_t hmget_len[] = {5, ilen, 1, 1, 1, 1}, pttl_len[] = {4, ilen},
-                 exists_len[] = {6, glen};
+    const char *hmget[] = {"HMGET", item, "v", "m", "g", "t"}, *pttl[] = {"PTTL", item};
+    const size_t hmget_len[] = {5, ilen, 1, 1, 1, 1}, pttl_len[] = {4, ilen};
     const struct ekv_origin_argv cmds[R_COUNT] = {
         [R_PTTL] = {2, pttl, pttl_len},
-        [R_STORE] = {2, exists, exists_len},
         [R_FIELDS] = {6, hmget, hmget_len},
     };
 
     rd->sent_ms = ekv_api_now_ms();
     ekv_origin_pipeline(api->origin, EKV_MO_GET, on_item, rd, R_COUNT, cmds);
     ekv_free(item);
-    ekv_free(gen);
 }
 
 /* no-cache or consistency=strong: the client wants the origin's answer */

@@ -378,7 +378,7 @@ static void cmd_script(struct fakeredis *f, struct conn *c, const char **argv,
     free(b.p);
 }
 
-/* The commands of edgekv's item read (PTTL, EXISTS, HMGET: src/api/read.c), run over the table
+/* The commands of edgekv's item read (PTTL, HMGET, EXISTS: src/api/read.c), run over the table
  * of items (fields v, g and t; no metadata, no TTL; every store exists). An HMGET is an item
  * read: counted, and held when the test asked for it. */
 static void cmd_read(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,

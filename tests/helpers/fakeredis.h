@@ -3,8 +3,8 @@
  * A RESP2 server on a unix socket, run by a thread of the test process, that speaks just the
  * part of Redis that edgekv's read path and invalidation link use: CLIENT ID, CLIENT TRACKING,
  * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, the item read
- * (PTTL, EXISTS, HMGET: src/api/read.c) over a small table of items, and PING. Anything else is
- * answered with an error and counted.
+ * (PTTL and HMGET, then EXISTS for a 404: src/api/read.c) over a small table of items, and
+ * PING. Anything else is answered with an error and counted.
  *
  * What a real Redis cannot do on demand, the test scripts here:
  * - hold the replies to the next item reads (HMGET's reply, computed when HMGET arrives, as Redis
