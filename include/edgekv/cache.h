@@ -68,7 +68,7 @@ void ekv_cache_free(struct ekv_cache *cache);
 /**
  * Makes an entry (reference count 1, the caller's) holding copies of @key and @item's data.
  * Returns NULL if @key, the value or the metadata are too large for the entry format
- * (key > 65535, metadata > 65535, value > 4 GiB).
+ * (key > 4095 bytes, metadata > 4095, value > 4 GiB; the API's own limits are lower).
  */
 struct ekv_cache_entry *ekv_cache_entry_new(const char *key, size_t keylen,
                                             const struct ekv_cache_item *item);
