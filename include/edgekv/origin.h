@@ -2,8 +2,8 @@
  * on the worker's loop, with what hiredis 0.14 lacks (connect and per-command timeouts,
  * reconnection with jittered exponential backoff, AUTH/SELECT on every connect), Lua scripts
  * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery) and pipelines of
- * commands answered as one. It knows nothing of HTTP. Loop affinity: every function runs on the loop's
- * thread. */
+ * commands answered as one. It knows nothing of HTTP. Loop affinity: every function runs on the
+ * loop's thread. */
 #ifndef EDGEKV_ORIGIN_H
 #define EDGEKV_ORIGIN_H
 

@@ -170,13 +170,12 @@ static void fail_deferred(evutil_socket_t fd, short what, void *arg)
  * hiredis builds each reply with two allocations (the struct, then its string or element
  * vector). On this connection replies are built here instead: the struct and its string or
  * element vector in one allocation, and the replies that carry nothing ("+OK", nil) are shared
- * static objects that cost none. They stay standard
- * redisReply structs (callers read them as such) and are read-only for everybody; free_reply()
- * skips the static ones. Only the command connection uses them: the invalidation link keeps
- * hiredis's own objects, which its subscribe handling reads. A failed allocation returns NULL,
- * which hiredis turns into an out-of-memory error on the connection (a peer announcing a huge
- * array must not abort the process). The object functions' signatures are 0.14's; hiredis 1.x
- * keeps its defaults. */
+ * static objects that cost none. They stay standard redisReply structs (callers read them as
+ * such) and are read-only for everybody; free_reply() skips the static ones. Only the command
+ * connection uses them: the invalidation link keeps hiredis's own objects, which its subscribe
+ * handling reads. A failed allocation returns NULL, which hiredis turns into an out-of-memory
+ * error on the connection (a peer announcing a huge array must not abort the process). The
+ * object functions' signatures are 0.14's; hiredis 1.x keeps its defaults. */
 #if HIREDIS_MAJOR == 0
 #define LEAN_REPLIES 1
 
