@@ -79,6 +79,7 @@ struct fakeredis {
     struct item items[MAX_KEYS];
     unsigned hold_gets;
     bool hold_sub;
+    char refused[32]; /* fakeredis_refuse(): a command answered with NOPERM, or "" */
     unsigned next_id;
     struct fakeredis_stats st;
     char *logs[MAX_LOGS];
@@ -434,8 +435,10 @@ static void cmd_read(struct fakeredis *f, struct conn *c, const char **argv, con
 static void handle(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
                    int argc)
 {
-    if (arg_is(argv[0], argl[0], "HMGET") || arg_is(argv[0], argl[0], "PTTL") ||
-        arg_is(argv[0], argl[0], "EXISTS"))
+    if (f->refused[0] != '\0' && arg_is(argv[0], argl[0], f->refused))
+        reply_str(c, "-NOPERM this user has no permissions to run this command\r\n");
+    else if (arg_is(argv[0], argl[0], "HMGET") || arg_is(argv[0], argl[0], "PTTL") ||
+             arg_is(argv[0], argl[0], "EXISTS"))
         cmd_read(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "CLIENT"))
         cmd_client(f, c, argv, argl, argc);
@@ -693,6 +696,13 @@ static void release(struct fakeredis *f, enum kind kind)
 void fakeredis_release_gets(struct fakeredis *f)
 {
     release(f, R_GET);
+}
+
+void fakeredis_refuse(struct fakeredis *f, const char *cmd)
+{
+    pthread_mutex_lock(&f->lock);
+    snprintf(f->refused, sizeof(f->refused), "%s", cmd != NULL ? cmd : "");
+    pthread_mutex_unlock(&f->lock);
 }
 
 void fakeredis_hold_subscribe(struct fakeredis *f, bool on)

@@ -63,6 +63,10 @@ void fakeredis_set(struct fakeredis *f, const char *rkey, const char *value,
  * command between the read's PTTL and its HMGET. */
 void fakeredis_pttl(struct fakeredis *f, const char *rkey, long long ms);
 
+/** From now on the command @cmd (e.g. "EXISTS") is refused with a NOPERM error, as Redis does
+ * for an ACL user without it; NULL: none is. */
+void fakeredis_refuse(struct fakeredis *f, const char *cmd);
+
 /** Holds the replies to the next @n item reads (0 cancels what is left). */
 void fakeredis_hold_gets(struct fakeredis *f, unsigned n);
 /** Sends the held item read replies (and what queued behind them). */

@@ -307,6 +307,33 @@ START_TEST(test_read_crossing_a_write)
 END_TEST
 
 /*
+ * A read that finds no item asks, in a second round trip, whether the store exists: when that
+ * fails (here Redis refuses EXISTS, as for an ACL user without it) the client gets a 502, and
+ * nothing is cached (the next read asks the origin again); then the 404 says "key".
+ */
+START_TEST(test_store_check_refused)
+{
+    struct ekv_test_resp r = {0};
+    unsigned gets;
+
+    fakeredis_set(fake, RKEY, NULL, 0);
+    fakeredis_refuse(fake, "EXISTS");
+    gets = fakeredis_gets(fake, RKEY);
+    for (int i = 0; i < 2; i++) {
+        apic_req(pop->port, "GET", PATH, NULL, NULL, 0, &r);
+        ck_assert_msg(r.status == 502, "status %d: %.*s", r.status, (int)r.body_len, r.body);
+        ekv_test_resp_free(&r);
+    }
+    ck_assert_uint_eq(fakeredis_gets(fake, RKEY), gets + 2);
+    fakeredis_refuse(fake, NULL);
+    ck_assert_int_eq(apic_req(pop->port, "GET", PATH, NULL, NULL, 0, &r), 404);
+    ck_assert_ptr_nonnull(memmem(r.body, r.body_len, "key not found", 13));
+    ekv_test_resp_free(&r);
+    ck_assert_uint_eq(fakeredis_gets(fake, RKEY), gets + 3);
+}
+END_TEST
+
+/*
  * A fill sent while the link was live; the link drops (the write's invalidation is lost with
  * it); the fill's reply arrives while the new subscription is not confirmed yet; then the
  * confirmation. Nothing from that fill may be served as a hit after the confirmation: the next
@@ -400,6 +427,7 @@ int main(void)
     tcase_add_test(tc, test_fill_poisoned_by_flush_message);
     tcase_add_test(tc, test_poisoned_fill_not_joined);
     tcase_add_test(tc, test_read_crossing_a_write);
+    tcase_add_test(tc, test_store_check_refused);
     tcase_add_test(tc, test_fill_across_resubscribe);
     tcase_add_test(tc, test_invalidation_before_confirmation);
     tcase_add_test(tc, test_unknown_payload_flushes);
