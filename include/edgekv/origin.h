@@ -65,7 +65,8 @@ void ekv_origin_free(struct ekv_origin *o);
 void ekv_origin_set_state_cb(struct ekv_origin *o, ekv_origin_state_cb *cb, void *arg);
 /** Registers an observer (NULL to remove). */
 void ekv_origin_set_observer(struct ekv_origin *o, ekv_origin_observe_cb *cb, void *arg);
-/** True while the connection is up (AUTH and SELECT accepted). */
+/** True while the connection is up (AUTH and SELECT accepted). The one function any thread may
+ * call (/readyz and /metrics look at every worker's origin). */
 bool ekv_origin_connected(const struct ekv_origin *o);
 /** Number of commands sent and not yet answered. */
 size_t ekv_origin_pending(const struct ekv_origin *o);
@@ -150,7 +151,7 @@ void ekv_origin_link_ready(struct ekv_origin_link *link);
 void ekv_origin_link_reset(struct ekv_origin_link *link, const char *why, bool deferred);
 /** The hiredis context while connecting or up, else NULL. */
 struct redisAsyncContext *ekv_origin_link_ctx(const struct ekv_origin_link *link);
-/** Up: connected and set up. */
+/** Up: connected and set up. Any thread may ask. */
 bool ekv_origin_link_up(const struct ekv_origin_link *link);
 /** Down, or reconnecting after a failure: callers should fail fast rather than queue. */
 bool ekv_origin_link_failing(const struct ekv_origin_link *link);

@@ -5,6 +5,7 @@
  * exponential backoff and full jitter, and rate-limited logging. */
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -37,7 +38,9 @@ struct ekv_origin_link {
     char label[48];
     struct ekv_origin_link_hooks hooks;
     redisAsyncContext *ac;
-    enum state state;
+    /* written on the loop's thread alone; atomic because /readyz and /metrics, answered by any
+     * worker, read every link's (ekv_origin_link_up()) */
+    _Atomic(enum state) state;
     unsigned attempts; /* failed connects in a row (backoff) */
     struct event *retry_ev, *setup_ev, *reset_ev;
     char reset_why[192];
