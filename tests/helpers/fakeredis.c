@@ -380,8 +380,8 @@ static void cmd_script(struct fakeredis *f, struct conn *c, const char **argv,
 }
 
 /* The commands of edgekv's item read (PTTL, HMGET, EXISTS: src/api/read.c), run over the table
- * of items (fields v, g and t; no metadata, no TTL; every store exists). An HMGET is an item
- * read: counted, and held when the test asked for it. */
+ * of items (fields v, g and t; no metadata; no TTL unless scripted; every store exists). An
+ * HMGET is an item read: counted, and held when the test asked for it. */
 static void cmd_read(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
                      int argc)
 {
@@ -402,9 +402,9 @@ static void cmd_read(struct fakeredis *f, struct conn *c, const char **argv, con
             b_printf(&b, ":%lld\r\n", it != NULL && it->pttl_set ? it->pttl : present ? -1 : -2);
             q_push(&c->out, R_PLAIN, false, b.p, b.len);
             free(b.p);
-        }
-        else /* an item's hash, or else a store's generation counter: always there */
+        } else { /* an item's hash, or else a store's generation counter: always there */
             reply_str(c, present || it == NULL ? ":1\r\n" : ":0\r\n");
+        }
         return;
     }
     f->st.gets++;
