@@ -338,24 +338,35 @@ static void read_done(struct reader *rd, struct ekv_cache_entry *e, int fail, in
     reader_free(rd);
 }
 
+/* Ends the read if the origin is unavailable (503) or answered with an error (502): true if it
+ * did. */
+static bool origin_failed(struct reader *rd, int status, const struct redisReply *r)
+{
+    const struct redisReply *err;
+
+    if (status != EKV_OK)
+        read_done(rd, NULL, 503, status, NULL);
+    else if ((err = ekv_origin_pipeline_error(r)) != NULL)
+        read_done(rd, NULL, 502, status, err);
+    else
+        return false;
+    return true;
+}
+
 /* The answer to check_store(). */
 static void on_store(int status, const struct redisReply *r, void *arg)
 {
     struct reader *rd = arg;
-    const struct redisReply *err = NULL, *exists;
+    const struct redisReply *exists;
 
-    if (status != EKV_OK) {
-        read_done(rd, NULL, 503, status, NULL);
-    } else if ((err = ekv_origin_pipeline_error(r)) != NULL) {
-        read_done(rd, NULL, 502, status, err);
-    } else {
-        exists = r->elements == 1 ? r->element[0] : NULL;
-        read_done(rd,
-                  exists != NULL && exists->type == REDIS_REPLY_INTEGER
-                      ? negative_entry(rd, exists->integer == 0)
-                      : NULL,
-                  502, status, NULL);
-    }
+    if (origin_failed(rd, status, r))
+        return;
+    exists = r->elements == 1 ? r->element[0] : NULL;
+    read_done(rd,
+              exists != NULL && exists->type == REDIS_REPLY_INTEGER
+                  ? negative_entry(rd, exists->integer == 0)
+                  : NULL,
+              502, status, NULL);
 }
 
 /* No such item: is there such a store? A second round trip, for 404s alone (and those are
@@ -377,14 +388,11 @@ static void check_store(struct reader *rd)
 static void on_item(int status, const struct redisReply *r, void *arg)
 {
     struct reader *rd = arg;
-    const struct redisReply *err = NULL;
     bool found = false;
 
-    if (status != EKV_OK)
-        read_done(rd, NULL, 503, status, NULL);
-    else if ((err = ekv_origin_pipeline_error(r)) != NULL)
-        read_done(rd, NULL, 502, status, err);
-    else if (!reply_ok(r, &found))
+    if (origin_failed(rd, status, r))
+        return;
+    if (!reply_ok(r, &found))
         read_done(rd, NULL, 502, status, NULL);
     else if (!found)
         check_store(rd);

@@ -427,7 +427,7 @@ static struct ekv_origin_op *submit(struct ekv_origin *o, struct ekv_origin_op *
 
 /* The most bytes resp_write() writes for these parts (see there), and one more at least.
  * NUL_AFTER: hiredis looks at the byte after a command's first argument to see whether more
- * follow (and so reads one byte past a one-word command such as MULTI or EXEC); its own
+ * follow (and so reads one byte past a one-word command such as PING); its own
  * formatted commands have a NUL there, and so do ours. */
 static size_t resp_max(int npre, const size_t *prelen, int argc, const char **argv,
                        const size_t *argvlen)

@@ -281,6 +281,69 @@ START_TEST(test_budget_and_accounting)
 }
 END_TEST
 
+/* Many fills in flight at once, finished in reverse order under a budget that makes each finish
+ * evict: evictions shift the slots around the fills still waiting, and each finished entry must
+ * land in its own fill's slot, findable under its key, and never in another fill's. */
+START_TEST(test_fills_finish_in_their_slots)
+{
+    enum { N = 300 };
+    struct ekv_cache *c = new_cache(24 * 1024, 1);
+    struct ekv_cache_fill *fills[N];
+    struct ekv_cache_stats st;
+    unsigned stored = 0, found = 0;
+    char key[32];
+
+    for (int i = 0; i < 120; i++) { /* fill the budget first */
+        snprintf(key, sizeof(key), "old-%d", i);
+        (void)put(c, key, "an older value of some length", 1, 0, 100000);
+    }
+    for (int i = 0; i < N; i++) {
+        struct ekv_cache_entry *hit;
+        snprintf(key, sizeof(key), "new-%d", i);
+        ck_assert_int_eq(ekv_cache_lookup(c, key, strlen(key), 0, 0, &hit, &fills[i], NULL),
+                         EKV_CACHE_LEAD);
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        struct ekv_cache_entry *e, *got;
+        struct ekv_cache_waiter *w;
+        const char *k;
+        size_t klen;
+
+        snprintf(key, sizeof(key), "new-%d", i);
+        e = make(key, "a newer value of some length", 2, 100000, 0);
+        if (ekv_cache_fill_finish(c, fills[i], e, 0, &w, NULL)) {
+            stored++;
+            ck_assert_int_eq(get(c, key, 0, &got), EKV_CACHE_HIT);
+            k = ekv_cache_entry_key(got, &klen);
+            ck_assert(klen == strlen(key) && memcmp(k, key, klen) == 0);
+            ekv_cache_entry_release(got);
+        }
+        ekv_cache_entry_release(e);
+        ekv_cache_stats(c, &st);
+        ck_assert_uint_le(st.bytes, 24 * 1024);
+        ck_assert_uint_eq(st.fills, (unsigned)i);
+    }
+    ekv_cache_stats(c, &st);
+    ck_assert_uint_gt(stored, 100);
+    ck_assert_uint_gt(st.evict_lru, 100);
+    /* every entry the shard counts is found under its own key: none lost in a slot, none
+     * left behind a fill */
+    for (int i = 0; i < N + 120; i++) {
+        struct ekv_cache_entry *got;
+        if (i < N)
+            snprintf(key, sizeof(key), "new-%d", i);
+        else
+            snprintf(key, sizeof(key), "old-%d", i - N);
+        if (get(c, key, 0, &got) == EKV_CACHE_HIT) {
+            found++;
+            ekv_cache_entry_release(got);
+        }
+    }
+    ck_assert_uint_eq(found, st.entries);
+    ekv_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_gclock_keeps_hot_entries)
 {
     struct ekv_cache *c = new_cache(32 * 1024, 1);
@@ -772,6 +835,7 @@ int main(void)
     tcase_add_test(tc, test_epoch_flush);
     tcase_add_test(tc, test_reference_outlives_eviction);
     tcase_add_test(tc, test_budget_and_accounting);
+    tcase_add_test(tc, test_fills_finish_in_their_slots);
     tcase_add_test(tc, test_gclock_keeps_hot_entries);
     tcase_add_test(tc, test_eviction_reasons);
     tcase_add_test(tc, test_stale_if_error_lookups);
