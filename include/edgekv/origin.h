@@ -1,6 +1,6 @@
-/* origin.h - the Redis origin as seen by one worker thread: one asynchronous hiredis connection
- * on the worker's loop, with what hiredis 0.14 lacks (connect and per-command timeouts,
- * reconnection with jittered exponential backoff, AUTH/SELECT on every connect), Lua scripts
+/* origin.h - the Redis origin as seen by one worker thread: one connection of its own on the
+ * worker's loop (a bufferevent, hiredis's reply reader), with connect and per-command
+ * deadlines, reconnection with jittered exponential backoff, AUTH/SELECT on every connect, Lua scripts
  * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery) and pipelines of
  * commands answered as one. It knows nothing of HTTP. Loop affinity: every function runs on the
  * loop's thread. */
@@ -34,7 +34,7 @@ struct ekv_origin_opts {
  * The answer to a command. @status is EKV_OK with @reply (which may be a Redis error reply:
  * type REDIS_REPLY_ERROR), EKV_ECLOSED (not connected, or the connection was lost) or
  * EKV_ETIMEDOUT (no answer within the deadline: the connection is then reset). @reply is
- * borrowed: hiredis frees it when the callback returns, so copy what you keep (and never modify
+ * borrowed: it is freed when the callback returns, so copy what you keep (and never modify
  * it: nil and "+OK" replies are shared, static objects). Called exactly once per
  * command, never before ekv_origin_cmd()/ekv_origin_eval()/ekv_origin_pipeline() has returned, and
  * not at all after ekv_origin_cancel().
@@ -102,9 +102,7 @@ struct ekv_origin_argv {
  * write, as one op: timed, failed fast and canceled like one command. The callback gets an array
  * with each command's reply in order (each may be an error reply: WRONGTYPE, NOPERM, ...). Not a
  * transaction: Redis runs each command as it comes, and another client's command may run between
- * two of them (the caller must be able to tell, or not care). The replies to all but the last
- * command are copied (integers and nils at no cost), the last one's is handed over as hiredis
- * built it: put the big reply last. @tag reaches the observer as the id of an
+ * two of them (the caller must be able to tell, or not care). No reply is copied. @tag reaches the observer as the id of an
  * EKV_ORIGIN_PIPELINE op. Never NULL.
  */
 struct ekv_origin_op *ekv_origin_pipeline(struct ekv_origin *o, size_t tag, ekv_origin_cb *cb,
@@ -121,36 +119,43 @@ void ekv_origin_cancel(struct ekv_origin_op *op);
 /* ---- the connection under both the origin and the invalidation link (src/origin/link.c) */
 
 struct ekv_origin_link;
-struct redisAsyncContext;
 
 struct ekv_origin_link_hooks {
-    /** A new connection was started (AUTH and SELECT are queued on @ac): queue your own setup
-     * commands now and call ekv_origin_link_ready() when they have been answered. */
-    void (*on_open)(struct ekv_origin_link *link, struct redisAsyncContext *ac, void *arg);
-    /** The connection is gone (it had become ready or not); a reconnect is scheduled. */
+    /** A new connection was started (AUTH and SELECT are queued): queue your own setup commands
+     * now (ekv_origin_link_sendv()) and call ekv_origin_link_ready() once they are answered. */
+    void (*on_open)(struct ekv_origin_link *link, void *arg);
+    /** The next reply on the connection, in order (the link's own AUTH/SELECT replies excepted).
+     * Owned by the callee: free it with ekv_origin_reply_free(). The hook may reset the link. */
+    void (*on_reply)(struct redisReply *reply, void *arg);
+    /** The connection is gone (it had become ready or not); a reconnect is scheduled. No reply
+     * of that connection will follow. */
     void (*on_close)(bool was_ready, const char *why, void *arg);
     void *arg;
 };
 
 /**
- * A self-healing hiredis connection on @base to @addr (borrowed; host numeric): connect and
- * setup deadline @timeout_ms, AUTH/SELECT first, reconnect with capped exponential backoff and
- * full jitter, rate-limited logging under @label (copied). Starts connecting at once.
+ * A self-healing connection of our own on @base to @addr (borrowed; host numeric): a
+ * bufferevent for the bytes, hiredis's reader for the replies; connect and setup deadline
+ * @timeout_ms, AUTH/SELECT first, reconnect with capped exponential backoff and full jitter,
+ * rate-limited logging under @label (copied). Starts connecting at once.
  */
 struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
                                             const struct ekv_conf_origin *addr,
                                             uint64_t timeout_ms, const char *label,
                                             const struct ekv_origin_link_hooks *hooks);
-/** Drops the connection (hiredis answers pending callbacks with NULL) and frees. Not from inside
- * a hiredis callback. NULL is a no-op. */
+/** Drops the connection (on_close runs) and frees. NULL is a no-op. */
 void ekv_origin_link_free(struct ekv_origin_link *link);
 /** The owner's setup is complete: the link is up. */
 void ekv_origin_link_ready(struct ekv_origin_link *link);
-/** Drops the connection and reconnects later: at once, or from the next loop turn if
- * @deferred (required inside hiredis callbacks). */
+/** Drops the connection and reconnects later: at once (safe inside the link's hooks: no later
+ * reply of the connection is delivered), or from the next loop turn if @deferred. */
 void ekv_origin_link_reset(struct ekv_origin_link *link, const char *why, bool deferred);
-/** The hiredis context while connecting or up, else NULL. */
-struct redisAsyncContext *ekv_origin_link_ctx(const struct ekv_origin_link *link);
+/** Queues one command (@argv copied; lengths in @argvlen, or strlen of each when NULL). Only
+ * while a connection exists (ekv_origin_link_connected()). */
+void ekv_origin_link_sendv(struct ekv_origin_link *link, int argc, const char *const *argv,
+                           const size_t *argvlen);
+/** A connection exists: connecting, setting up or up. */
+bool ekv_origin_link_connected(const struct ekv_origin_link *link);
 /** Up: connected and set up. Any thread may ask. */
 bool ekv_origin_link_up(const struct ekv_origin_link *link);
 /** Down, or reconnecting after a failure: callers should fail fast rather than queue. */
@@ -159,6 +164,8 @@ bool ekv_origin_link_failing(const struct ekv_origin_link *link);
 const char *ekv_origin_link_label(const struct ekv_origin_link *link);
 /** Rate limit for repeated log lines: true at most once per 10 s per link (and the first time). */
 bool ekv_origin_link_log_now(struct ekv_origin_link *link);
+/** Frees a reply handed over by on_reply. NULL is a no-op. */
+void ekv_origin_reply_free(struct redisReply *reply);
 
 /** SHA-1 of @len bytes at @data as 40 lower-case hex digits plus NUL in @hex. */
 void ekv_sha1_hex(const void *data, size_t len, char hex[41]);

@@ -1,29 +1,53 @@
-/* link.c - a self-healing hiredis async connection, shared by the origin (commands) and the
- * invalidation link (tracking). hiredis 0.14 has no timeouts and frees its context by itself
- * after a failed connect and inside the disconnect callback; this file owns what is missing:
- * the connect/setup deadline, AUTH and SELECT on every new connection, reconnection with capped
- * exponential backoff and full jitter, and rate-limited logging. */
+/* link.c - a self-healing connection to Redis that edgekv owns, shared by the origin (commands)
+ * and the invalidation link (tracking): a libevent bufferevent (TCP or a unix socket; where TLS
+ * slots in) carries the bytes, hiredis's reply reader turns them into replies. This file owns
+ * the connect and setup deadline, AUTH and SELECT on every new connection (their replies are the
+ * link's own; every later reply goes to the owner, in order), reconnection with capped
+ * exponential backoff and full jitter, rate-limited logging, and the reply objects.
+ *
+ * Commands leave through the bufferevent's output buffer: small ones are formatted straight
+ * into it, large ones are handed over by reference (evbuffer_add_reference), so a 25 MiB value
+ * is formatted once and written with writev() from where it lies: no copy into a second buffer
+ * and no memmove of what is left after each write (hiredis's own output buffer does both).
+ *
+ * A dropped connection is gone at once: its bufferevent and reader are freed, so no late reply
+ * of it can ever reach the owner. A reply loop that may have dropped the connection from inside
+ * a callback checks the connection's generation before it reads on. */
 #include "config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/read.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/log.h"
 #include "edgekv/origin.h"
+#include "edgekv/text.h"
+
+#include "origin_int.h"
 
 #define BACKOFF_BASE_MS 50
 #define BACKOFF_CAP_MS 2000
 #define LOG_EVERY_MS 10000
+/* Commands at least this long are handed to the output buffer by reference, not copied. */
+#define BY_REFERENCE 16384
+/* The most bytes one read takes from the socket (libevent's default is 16 KiB). */
+#define READ_MAX (256 * 1024)
 
 enum state {
     DOWN = 0,   /* no connection; a reconnect is scheduled */
@@ -37,11 +61,15 @@ struct ekv_origin_link {
     uint64_t timeout_ms;
     char label[48];
     struct ekv_origin_link_hooks hooks;
-    redisAsyncContext *ac;
+    struct bufferevent *bev; /* NULL while down */
+    redisReader *reader;
+    unsigned gen;            /* bumped whenever a connection is dropped */
     /* written on the loop's thread alone; atomic because /readyz and /metrics, answered by any
      * worker, read every link's (ekv_origin_link_up()) */
     _Atomic(enum state) state;
-    unsigned attempts; /* failed connects in a row (backoff) */
+    bool connected;          /* the socket is connected (direct writes are possible) */
+    unsigned own_replies;    /* AUTH/SELECT replies still to come: the link's, not the owner's */
+    unsigned attempts;       /* failed connects in a row (backoff) */
     struct event *retry_ev, *setup_ev, *reset_ev;
     char reset_why[192];
     uint64_t last_log_ms;
@@ -69,6 +97,120 @@ bool ekv_origin_link_log_now(struct ekv_origin_link *l)
     return true;
 }
 
+/* ---------------------------------------------------------------- reply objects
+ *
+ * hiredis builds each reply with two allocations (the struct, then its string or element
+ * vector). Here the struct and its string or element vector take one allocation, and the
+ * replies that carry nothing ("+OK", nil) are shared static objects that cost none. They stay
+ * standard redisReply structs (the origin's callers read them as such) and are read-only for
+ * everybody; ekv_origin_reply_free() skips the static ones. A failed allocation, or an array
+ * longer than any reply edgekv asks for, returns NULL, which the reader turns into an error on
+ * the connection: a peer announcing a huge array must neither abort the process nor make it
+ * reserve gigabytes. The object functions' signatures are 0.14's; with hiredis 1.x the
+ * reader's defaults (and its own maxelements) are used. */
+#define ARRAY_MAX (1u << 20)
+
+#if HIREDIS_MAJOR == 0
+static char ok_str[] = "OK";
+static redisReply reply_ok = {.type = REDIS_REPLY_STATUS, .len = 2, .str = ok_str};
+static redisReply reply_nil = {.type = REDIS_REPLY_NIL};
+
+/* Links @r into its parent array (as hiredis's own functions do) and returns it. */
+static void *attach(const redisReadTask *task, redisReply *r)
+{
+    if (task->parent != NULL) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *new_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r;
+
+    if (task->type == REDIS_REPLY_STATUS && len == 2 && memcmp(str, "OK", 2) == 0)
+        return attach(task, &reply_ok);
+    if (len > SIZE_MAX - sizeof(*r) - 1 || (r = malloc(sizeof(*r) + len + 1)) == NULL)
+        return NULL;
+    memset(r, 0, sizeof(*r));
+    r->type = task->type; /* a string, a status or an error */
+    r->str = (char *)(r + 1);
+    r->len = len;
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    return attach(task, r);
+}
+
+static void *new_array(const redisReadTask *task, int elements)
+{
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    redisReply *r;
+
+    if (n > ARRAY_MAX || (r = calloc(1, sizeof(*r) + n * sizeof(redisReply *))) == NULL)
+        return NULL;
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    /* zeroed: an array cut short by an error is freed with its missing elements NULL */
+    r->element = n > 0 ? (redisReply **)(void *)(r + 1) : NULL;
+    return attach(task, r);
+}
+
+static void *new_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->type = REDIS_REPLY_INTEGER;
+    r->integer = value;
+    return attach(task, r);
+}
+
+static void *new_nil(const redisReadTask *task)
+{
+    return attach(task, &reply_nil);
+}
+
+static void free_reply(void *obj)
+{
+    redisReply *r = obj;
+
+    if (r == NULL || r == &reply_ok || r == &reply_nil)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            free_reply(r->element[i]);
+    free(r); /* its string or element vector with it */
+}
+
+static redisReplyObjectFunctions reply_fns = {new_string, new_array, new_integer, new_nil,
+                                              free_reply};
+
+static redisReader *reader_new(void)
+{
+    return redisReaderCreateWithFunctions(&reply_fns);
+}
+
+void ekv_origin_reply_free(struct redisReply *r)
+{
+    free_reply(r);
+}
+#else
+static redisReader *reader_new(void)
+{
+    return redisReaderCreate();
+}
+
+void ekv_origin_reply_free(struct redisReply *r)
+{
+    if (r != NULL)
+        freeReplyObject(r);
+}
+#endif
+
+/* ---------------------------------------------------------------- connection life */
+
 static void schedule_retry(struct ekv_origin_link *l)
 {
     uint64_t cap = BACKOFF_BASE_MS, delay;
@@ -83,7 +225,7 @@ static void schedule_retry(struct ekv_origin_link *l)
     arm(l->retry_ev, delay);
 }
 
-/* The connection is gone or being dropped (l->ac already cleared). */
+/* The connection is gone (l->bev already freed). */
 static void went_down(struct ekv_origin_link *l, const char *why)
 {
     bool was_up = l->state == UP;
@@ -102,15 +244,27 @@ static void went_down(struct ekv_origin_link *l, const char *why)
         l->hooks.on_close(was_up, why, l->hooks.arg);
 }
 
+static void drop(struct ekv_origin_link *l)
+{
+    l->gen++;
+    l->connected = false;
+    if (l->bev != NULL)
+        bufferevent_free(l->bev); /* closes the socket; safe inside its own callbacks */
+    l->bev = NULL;
+    if (l->reader != NULL)
+        redisReaderFree(l->reader); /* with a reply it had half read */
+    l->reader = NULL;
+}
+
 static void reset_now(struct ekv_origin_link *l, const char *why)
 {
-    redisAsyncContext *ac = l->ac;
+    char msg[192];
 
-    if (ac == NULL)
+    if (l->bev == NULL)
         return;
-    l->ac = NULL; /* on_disconnect() will see a context that is no longer ours */
-    redisAsyncFree(ac); /* answers every pending callback with a NULL reply */
-    went_down(l, why);
+    snprintf(msg, sizeof(msg), "%s", why); /* @why may point into what drop() frees */
+    drop(l);
+    went_down(l, msg);
 }
 
 static void on_reset(evutil_socket_t fd, short what, void *arg)
@@ -126,6 +280,8 @@ void ekv_origin_link_reset(struct ekv_origin_link *l, const char *why, bool defe
         reset_now(l, why);
         return;
     }
+    if (l->bev == NULL)
+        return;
     snprintf(l->reset_why, sizeof(l->reset_why), "%s", why);
     event_active(l->reset_ev, EV_TIMEOUT, 1);
 }
@@ -138,87 +294,316 @@ static void on_setup_deadline(evutil_socket_t fd, short what, void *arg)
         reset_now(l, "timed out connecting");
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* ---------------------------------------------------------------- replies */
+
+/* A reply to AUTH or SELECT: an error (wrong password, no such db) drops the connection. */
+static void own_reply(struct ekv_origin_link *l, redisReply *r)
 {
-    struct ekv_origin_link *l = ac->data;
-
-    if (l->ac != ac || status == REDIS_OK)
-        return; /* connected: up once the owner's setup has been answered */
-    l->ac = NULL; /* hiredis frees the context when this returns */
-    went_down(l, ac->errstr[0] != '\0' ? ac->errstr : "connect failed");
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct ekv_origin_link *l = ac->data;
-
-    if (l->ac != ac)
-        return; /* dropped by us */
-    l->ac = NULL; /* hiredis frees the context when this returns */
-    went_down(l, status == REDIS_OK ? "closed" : (ac->errstr[0] != '\0' ? ac->errstr : "error"));
-}
-
-/* AUTH/SELECT answers: an error reply (wrong password, no such db) drops the connection. */
-static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct ekv_origin_link *l = privdata;
-    redisReply *reply = r;
-
-    if (reply != NULL && l->ac == ac && reply->type == REDIS_REPLY_ERROR) {
+    if (r->type == REDIS_REPLY_ERROR) {
         char why[160];
         l->setup_failed = true;
-        snprintf(why, sizeof(why), "Redis refused the setup: %s", reply->str);
-        ekv_origin_link_reset(l, why, true); /* logged, rate-limited, by went_down() */
+        snprintf(why, sizeof(why), "Redis refused the setup: %.120s", r->str);
+        ekv_origin_reply_free(r);
+        reset_now(l, why); /* logged, rate-limited, by went_down() */
+        return;
+    }
+    ekv_origin_reply_free(r);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct ekv_origin_link *l = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    unsigned gen = l->gen;
+    struct evbuffer_iovec v[16];
+    int n;
+
+    /* hand every byte read to the reader, chunk by chunk (no pullup) */
+    while ((n = evbuffer_peek(in, -1, NULL, v, (int)EKV_ARRAY_LEN(v))) > 0) {
+        size_t fed = 0;
+        for (int i = 0; i < n && i < (int)EKV_ARRAY_LEN(v); i++) {
+            if (redisReaderFeed(l->reader, v[i].iov_base, v[i].iov_len) != REDIS_OK) {
+                reset_now(l, "out of memory reading a reply");
+                return;
+            }
+            fed += v[i].iov_len;
+        }
+        evbuffer_drain(in, fed);
+    }
+    for (;;) {
+        void *reply = NULL;
+
+        if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
+            char why[160];
+            snprintf(why, sizeof(why), "protocol error: %.120s", l->reader->errstr);
+            reset_now(l, why);
+            return;
+        }
+        if (reply == NULL)
+            return; /* needs more bytes */
+        if (l->own_replies > 0) {
+            l->own_replies--;
+            own_reply(l, reply);
+        } else {
+            l->hooks.on_reply(reply, l->hooks.arg); /* the owner frees it */
+        }
+        if (l->gen != gen)
+            return; /* dropped from inside: its reader is gone */
     }
 }
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct ekv_origin_link *l = arg;
+    char why[160];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        int one = 1;
+
+        l->connected = true;
+        if (l->addr->unix_path == NULL)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        snprintf(why, sizeof(why), "%s", l->connected ? "closed by Redis" : "connect failed");
+    } else {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof(why), "%s%s", l->connected ? "" : "connect failed: ",
+                 err != 0 ? evutil_socket_error_to_string(err) : "error");
+    }
+    reset_now(l, why);
+}
+
+/* ---------------------------------------------------------------- connecting */
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     connect_now(arg);
 }
 
+/* The origin's address as a sockaddr (the host is numeric: resolved once at start-up). */
+static int sockaddr_of(const struct ekv_conf_origin *a, struct sockaddr_storage *ss,
+                       socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->unix_path != NULL) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        if (strlen(a->unix_path) >= sizeof(un->sun_path))
+            return EKV_EINVAL;
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, a->unix_path, strlen(a->unix_path) + 1);
+        *len = (socklen_t)sizeof(*un);
+        return EKV_OK;
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(a->port);
+        *len = (socklen_t)sizeof(*in4);
+        return EKV_OK;
+    }
+    if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(a->port);
+        *len = (socklen_t)sizeof(*in6);
+        return EKV_OK;
+    }
+    return EKV_EINVAL;
+}
+
 static void connect_now(struct ekv_origin_link *l)
 {
     const struct ekv_conf_origin *a = l->addr;
-    redisAsyncContext *ac;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    char why[160];
 
-    ac = a->unix_path != NULL ? redisAsyncConnectUnix(a->unix_path)
-                              : redisAsyncConnect(a->host, a->port);
-    if (ac == NULL || ac->err) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s", ac != NULL ? ac->errstr : "out of memory");
-        if (ac != NULL)
-            redisAsyncFree(ac);
+    if (sockaddr_of(a, &ss, &sslen) != EKV_OK) {
+        went_down(l, "the origin address is not a numeric address or socket path");
+        return;
+    }
+    l->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    l->reader = reader_new();
+    if (l->bev == NULL || l->reader == NULL)
+        EKV_ORIGIN_OOM();
+    bufferevent_setcb(l->bev, on_read, NULL, on_event, l);
+    (void)bufferevent_set_max_single_read(l->bev, READ_MAX);
+    if (bufferevent_enable(l->bev, EV_READ | EV_WRITE) != 0 ||
+        bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, (int)sslen) != 0) {
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof(why), "connect failed: %s",
+                 err != 0 ? evutil_socket_error_to_string(err) : "error");
+        drop(l);
         went_down(l, why);
         return;
     }
-    ac->data = l;
-    if (redisLibeventAttach(ac, l->base) != REDIS_OK) {
-        redisAsyncFree(ac);
-        went_down(l, "cannot attach to the event loop");
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    l->ac = ac;
     l->state = CONNECTING;
     l->setup_failed = false;
-    /* pipelined ahead of everything: authenticate, pick the db */
+    l->own_replies = 0;
+    /* queued ahead of everything: authenticate, pick the db */
     if (a->password != NULL) {
-        const char *auth_user[] = {"AUTH", a->user, a->password};
-        const char *auth[] = {"AUTH", a->password};
-        redisAsyncCommandArgv(ac, on_auth, l, a->user != NULL ? 3 : 2,
-                              a->user != NULL ? auth_user : auth, NULL);
+        const char *auth[] = {"AUTH", a->user != NULL ? a->user : a->password, a->password};
+        ekv_origin_link_sendv(l, a->user != NULL ? 3 : 2, auth, NULL);
+        l->own_replies++;
     }
     if (a->db != 0) {
         char db[16];
         const char *sel[] = {"SELECT", db};
         snprintf(db, sizeof(db), "%u", a->db);
-        redisAsyncCommandArgv(ac, on_auth, l, 2, sel, NULL);
+        ekv_origin_link_sendv(l, 2, sel, NULL);
+        l->own_replies++;
     }
     arm(l->setup_ev, l->timeout_ms);
-    l->hooks.on_open(l, ac, l->hooks.arg);
+    l->hooks.on_open(l, l->hooks.arg);
 }
+
+/* ---------------------------------------------------------------- sending */
+
+size_t ekv_resp_size(int argc, const char *const *argv, const size_t *argvlen)
+{
+    size_t total = 24; /* "*N\r\n" */
+
+    for (int i = 0; i < argc; i++)
+        total += 24 + (argvlen != NULL ? argvlen[i] : strlen(argv[i]));
+    return total;
+}
+
+char *ekv_resp_write(char *p, int argc, const char *const *argv, const size_t *argvlen)
+{
+    *p++ = '*';
+    p += ekv_fmt_u64(p, (uint64_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p += ekv_fmt_u64(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return p;
+}
+
+struct ekv_origin_buf {
+    unsigned refs;
+    size_t len;
+    char data[];
+};
+
+struct ekv_origin_buf *ekv_origin_buf_new(size_t cap)
+{
+    struct ekv_origin_buf *b = ekv_malloc(sizeof(*b) + cap);
+
+    b->refs = 1;
+    b->len = 0;
+    return b;
+}
+
+char *ekv_origin_buf_data(struct ekv_origin_buf *b)
+{
+    return b->data;
+}
+
+void ekv_origin_buf_set_len(struct ekv_origin_buf *b, size_t len)
+{
+    b->len = len;
+}
+
+size_t ekv_origin_buf_len(const struct ekv_origin_buf *b)
+{
+    return b->len;
+}
+
+void ekv_origin_buf_unref(struct ekv_origin_buf *b)
+{
+    if (b != NULL && --b->refs == 0)
+        ekv_free(b);
+}
+
+static void buf_cleanup(const void *data, size_t len, void *arg)
+{
+    ekv_origin_buf_unref(arg);
+}
+
+void ekv_origin_link_send_buf(struct ekv_origin_link *l, struct ekv_origin_buf *b)
+{
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+
+    if (b->len < BY_REFERENCE) {
+        if (evbuffer_add(out, b->data, b->len) != 0)
+            EKV_ORIGIN_OOM();
+        return;
+    }
+    b->refs++;
+    if (evbuffer_add_reference(out, b->data, b->len, buf_cleanup, b) != 0)
+        EKV_ORIGIN_OOM();
+}
+
+char *ekv_origin_link_reserve(struct ekv_origin_link *l, size_t max)
+{
+    struct evbuffer_iovec v;
+
+    if (evbuffer_reserve_space(bufferevent_get_output(l->bev), (ev_ssize_t)max, &v, 1) != 1 ||
+        v.iov_len < max)
+        EKV_ORIGIN_OOM();
+    return v.iov_base;
+}
+
+void ekv_origin_link_commit(struct ekv_origin_link *l, char *start, char *end)
+{
+    struct evbuffer_iovec v = {.iov_base = start, .iov_len = (size_t)(end - start)};
+
+    if (evbuffer_commit_space(bufferevent_get_output(l->bev), &v, 1) != 0)
+        EKV_ORIGIN_OOM();
+}
+
+void ekv_origin_link_sendv(struct ekv_origin_link *l, int argc, const char *const *argv,
+                           const size_t *argvlen)
+{
+    size_t max = ekv_resp_size(argc, argv, argvlen);
+
+    if (max >= BY_REFERENCE) {
+        struct ekv_origin_buf *b = ekv_origin_buf_new(max);
+        b->len = (size_t)(ekv_resp_write(b->data, argc, argv, argvlen) - b->data);
+        ekv_origin_link_send_buf(l, b);
+        ekv_origin_buf_unref(b);
+        return;
+    }
+    char *p = ekv_origin_link_reserve(l, max);
+    ekv_origin_link_commit(l, p, ekv_resp_write(p, argc, argv, argvlen));
+}
+
+void ekv_origin_link_flush(struct ekv_origin_link *l)
+{
+    struct evbuffer *out;
+    int rc, err;
+
+    if (l->bev == NULL || !l->connected)
+        return;
+    out = bufferevent_get_output(l->bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    /* written now rather than at the loop's next turn; what the socket does not take stays
+     * queued for the bufferevent. The bufferevent keeps the start of its output frozen (only it
+     * drains it), so thaw it for the write, as its own write callback does. A failure is acted
+     * on later, never inside the caller. */
+    evbuffer_unfreeze(out, 1);
+    errno = 0;
+    rc = evbuffer_write(out, bufferevent_getfd(l->bev));
+    err = EVUTIL_SOCKET_ERROR();
+    evbuffer_freeze(out, 1);
+    if (rc < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+        ekv_origin_link_reset(l, evutil_socket_error_to_string(err), true);
+}
+
+/* ---------------------------------------------------------------- life */
 
 void ekv_origin_link_ready(struct ekv_origin_link *l)
 {
@@ -248,7 +633,7 @@ struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
     l->setup_ev = evtimer_new(base, on_setup_deadline, l);
     l->reset_ev = event_new(base, -1, 0, on_reset, l);
     if (l->retry_ev == NULL || l->setup_ev == NULL || l->reset_ev == NULL)
-        abort();
+        EKV_ORIGIN_OOM();
     connect_now(l);
     return l;
 }
@@ -265,9 +650,9 @@ void ekv_origin_link_free(struct ekv_origin_link *l)
     ekv_free(l);
 }
 
-struct redisAsyncContext *ekv_origin_link_ctx(const struct ekv_origin_link *l)
+bool ekv_origin_link_connected(const struct ekv_origin_link *l)
 {
-    return l->ac;
+    return l->bev != NULL;
 }
 
 bool ekv_origin_link_up(const struct ekv_origin_link *l)
@@ -277,7 +662,7 @@ bool ekv_origin_link_up(const struct ekv_origin_link *l)
 
 bool ekv_origin_link_failing(const struct ekv_origin_link *l)
 {
-    return l->ac == NULL || l->state == DOWN || (l->state == CONNECTING && l->attempts > 0);
+    return l->bev == NULL || l->state == DOWN || (l->state == CONNECTING && l->attempts > 0);
 }
 
 const char *ekv_origin_link_label(const struct ekv_origin_link *l)

@@ -80,6 +80,9 @@ struct fakeredis {
     unsigned hold_gets;
     bool hold_sub;
     char refused[32]; /* fakeredis_refuse(): a command answered with NOPERM, or "" */
+    char raw_cmd[32];  /* fakeredis_answer_raw(): the next such command gets raw_resp, or "" */
+    char *raw_resp;
+    size_t raw_len;
     unsigned next_id;
     struct fakeredis_stats st;
     char *logs[MAX_LOGS];
@@ -435,7 +438,12 @@ static void cmd_read(struct fakeredis *f, struct conn *c, const char **argv, con
 static void handle(struct fakeredis *f, struct conn *c, const char **argv, const size_t *argl,
                    int argc)
 {
-    if (f->refused[0] != '\0' && arg_is(argv[0], argl[0], f->refused))
+    if (f->raw_cmd[0] != '\0' && arg_is(argv[0], argl[0], f->raw_cmd)) {
+        q_push(&c->out, R_PLAIN, false, f->raw_resp, f->raw_len);
+        f->raw_cmd[0] = '\0';
+        free(f->raw_resp);
+        f->raw_resp = NULL;
+    } else if (f->refused[0] != '\0' && arg_is(argv[0], argl[0], f->refused))
         reply_str(c, "-NOPERM this user has no permissions to run this command\r\n");
     else if (arg_is(argv[0], argl[0], "HMGET") || arg_is(argv[0], argl[0], "PTTL") ||
              arg_is(argv[0], argl[0], "EXISTS"))
@@ -633,6 +641,7 @@ void fakeredis_stop(struct fakeredis *f)
     close(f->wake[1]);
     ekv_test_rm_rf(f->dir);
     pthread_mutex_destroy(&f->lock);
+    free(f->raw_resp);
     free(f);
 }
 
@@ -702,6 +711,18 @@ void fakeredis_refuse(struct fakeredis *f, const char *cmd)
 {
     pthread_mutex_lock(&f->lock);
     snprintf(f->refused, sizeof(f->refused), "%s", cmd != NULL ? cmd : "");
+    pthread_mutex_unlock(&f->lock);
+}
+
+void fakeredis_answer_raw(struct fakeredis *f, const char *cmd, const char *resp, size_t len)
+{
+    pthread_mutex_lock(&f->lock);
+    free(f->raw_resp);
+    f->raw_resp = malloc(len + 1);
+    ck_assert_ptr_nonnull(f->raw_resp);
+    memcpy(f->raw_resp, resp, len);
+    f->raw_len = len;
+    snprintf(f->raw_cmd, sizeof(f->raw_cmd), "%s", cmd);
     pthread_mutex_unlock(&f->lock);
 }
 

@@ -67,6 +67,10 @@ void fakeredis_pttl(struct fakeredis *f, const char *rkey, long long ms);
  * for an ACL user without it; NULL: none is. */
 void fakeredis_refuse(struct fakeredis *f, const char *cmd);
 
+/** The next command named @cmd (e.g. "HMGET") is answered with the @len raw RESP bytes of @resp
+ * (copied) instead of what it asks for: a malformed, truncated or unusual reply. Once. */
+void fakeredis_answer_raw(struct fakeredis *f, const char *cmd, const char *resp, size_t len);
+
 /** Holds the replies to the next @n item reads (0 cancels what is left). */
 void fakeredis_hold_gets(struct fakeredis *f, unsigned n);
 /** Sends the held item read replies (and what queued behind them). */

@@ -18,6 +18,7 @@
 #include "edgekv/origin.h"
 
 #include "evloop.h"
+#include "fakeredis.h"
 #include "testutil.h"
 
 static struct ekv_test_redis *redis;
@@ -750,6 +751,57 @@ START_TEST(test_acl_user_and_select)
 }
 END_TEST
 
+/* Replies Redis never sends, from a scripted fake Redis: an array announced with 2^31-1 elements
+ * (hiredis's default reply objects would try to reserve 16 GiB for it; here the connection is
+ * dropped at once) and a reply cut short (half read when the deadline passes: the connection
+ * must be reset, not left waiting for the rest forever). Each command is answered once, the
+ * link comes back by itself, and the next command gets its real reply. */
+START_TEST(test_odd_replies_reset_the_connection)
+{
+    static const char huge[] = "*2147483647\r\n";
+    static const char cut[] = "*2\r\n$1\r\nv\r\n"; /* one element of two */
+    struct fakeredis *fake = fakeredis_start();
+    struct tx_result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    const char *argv[] = {"HMGET", "k", "v"};
+    struct ekv_origin *o;
+    int never = 0;
+    uint64_t t0;
+
+    addr.unix_path = (char *)fakeredis_origin(fake) + strlen("unix://");
+    fakeredis_set(fake, "k", "v", 1);
+    o = origin_new(300);
+    ck_assert(wait_connected(o, 3000));
+
+    fakeredis_answer_raw(fake, "HMGET", huge, sizeof(huge) - 1);
+    t0 = ekv_test_now_ms();
+    ekv_origin_cmd(o, on_tx, &r1, 3, argv, NULL);
+    ck_assert(run_until(&r1.calls, 3000));
+    ck_assert_int_eq(r1.status, EKV_ECLOSED);
+    ck_assert_uint_lt(ekv_test_now_ms() - t0, 250); /* at once, not at the deadline */
+    ck_assert(wait_connected(o, 5000));
+    ekv_origin_cmd(o, on_tx, &r2, 3, argv, NULL);
+    ck_assert(run_until(&r2.calls, 3000));
+    ck_assert_int_eq(r2.status, EKV_OK);
+    ck_assert_str_eq(r2.dump, "[v]");
+
+    fakeredis_answer_raw(fake, "HMGET", cut, sizeof(cut) - 1);
+    t0 = ekv_test_now_ms();
+    ekv_origin_cmd(o, on_tx, &r3, 3, argv, NULL);
+    ck_assert(run_until(&r3.calls, 3000));
+    ck_assert_int_eq(r3.status, EKV_ETIMEDOUT);
+    ck_assert_uint_ge(ekv_test_now_ms() - t0, 250);
+    ck_assert(wait_connected(o, 5000));
+    ekv_origin_cmd(o, on_tx, &r4, 3, argv, NULL);
+    ck_assert(run_until(&r4.calls, 3000));
+    ck_assert_int_eq(r4.status, EKV_OK);
+    ck_assert_str_eq(r4.dump, "[v]");
+    run_until(&never, 100);
+    ck_assert_int_eq(r1.calls + r2.calls + r3.calls + r4.calls, 4); /* each exactly once */
+    ekv_origin_free(o);
+    fakeredis_stop(fake);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("origin");
@@ -774,6 +826,7 @@ int main(void)
     tcase_add_test(tc, test_down_fails_fast_then_reconnects);
     tcase_add_test(tc, test_free_answers_pending);
     tcase_add_test(tc, test_acl_user_and_select);
+    tcase_add_test(tc, test_odd_replies_reset_the_connection);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }

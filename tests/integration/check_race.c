@@ -414,6 +414,43 @@ START_TEST(test_unknown_payload_flushes)
 }
 END_TEST
 
+/* Replies of shapes Redis never sends on the subscribed connection: an empty array, one element,
+ * a kind that is an integer or an array, a bare integer, a message whose channel is no string.
+ * hiredis 0.14's own subscribe handling asserted on several of them and aborted the process
+ * (async.c: "reply->elements >= 2"). Each must only drop the invalidation connection (what it
+ * meant cannot be known): the link comes back with a flush, so the next read is a miss, and the
+ * process serves on. */
+START_TEST(test_odd_messages_drop_the_link)
+{
+    static const char *const odd[] = {
+        "*0\r\n",
+        "*1\r\n$7\r\nmessage\r\n",
+        "*1\r\n$9\r\nsubscribe\r\n",
+        "*3\r\n:1\r\n$20\r\n__redis__:invalidate\r\n:1\r\n",
+        "*3\r\n*1\r\n:1\r\n$20\r\n__redis__:invalidate\r\n:1\r\n",
+        ":7\r\n",
+        "*3\r\n$7\r\nmessage\r\n:5\r\n*0\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        long long losses;
+        const char *cs;
+
+        get("v1");
+        cs = get("v1");
+        ck_assert_msg(is_hit(cs), "message %zu: Cache-Status: %s", i, cs);
+        losses = metric("edgekv_invalidation_link_losses_total");
+        fakeredis_push_raw(fake, odd[i], strlen(odd[i]), false);
+        WAIT_FOR(metric("edgekv_invalidation_link_losses_total") > losses, WAIT_MS,
+                 "the link to be dropped");
+        wait_ready();
+        cs = get("v1");
+        ck_assert_msg(!is_hit(cs), "message %zu: served from before the loss: %s", i, cs);
+        ck_assert_int_eq(ekv_test_get_status(pop->port, "/healthz"), 200);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("race");
@@ -431,6 +468,7 @@ int main(void)
     tcase_add_test(tc, test_fill_across_resubscribe);
     tcase_add_test(tc, test_invalidation_before_confirmation);
     tcase_add_test(tc, test_unknown_payload_flushes);
+    tcase_add_test(tc, test_odd_messages_drop_the_link);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }

@@ -1,0 +1,49 @@
+/* origin_int.h - the origin module's private interface: RESP formatting and the refcounted
+ * command buffers that origin.c hands to the link (link.c) without copying. */
+#ifndef EDGEKV_ORIGIN_INT_H
+#define EDGEKV_ORIGIN_INT_H
+
+#include <stdlib.h>
+
+#include "edgekv/common.h"
+#include "edgekv/log.h"
+
+struct ekv_origin_link;
+
+/* Out of memory where no caller can be answered: log, then give up (like ekv_malloc()). */
+#define EKV_ORIGIN_OOM()                                                                           \
+    do {                                                                                           \
+        ekv_log_write(EKV_LOG_ERROR, "%s: out of memory", __func__);                               \
+        abort();                                                                                   \
+    } while (0)
+
+/** The most bytes ekv_resp_write() writes for these arguments (lengths in @argvlen, or strlen
+ * of each when NULL). */
+size_t ekv_resp_size(int argc, const char *const *argv, const size_t *argvlen);
+/** One RESP array of @argc bulk strings at @p (room for ekv_resp_size() bytes). Returns the end.
+ * No printf: every origin request is formatted here. */
+char *ekv_resp_write(char *p, int argc, const char *const *argv, const size_t *argvlen);
+
+/** A formatted command, reference counted: the op that may resend it (a script, for NOSCRIPT)
+ * holds one reference, the output buffer another while the bytes wait to be written. */
+struct ekv_origin_buf;
+/** A buffer of @cap bytes, length 0, one reference. Never NULL. */
+struct ekv_origin_buf *ekv_origin_buf_new(size_t cap);
+char *ekv_origin_buf_data(struct ekv_origin_buf *b);
+void ekv_origin_buf_set_len(struct ekv_origin_buf *b, size_t len);
+size_t ekv_origin_buf_len(const struct ekv_origin_buf *b);
+/** Drops one reference; the last one frees. NULL is a no-op. */
+void ekv_origin_buf_unref(struct ekv_origin_buf *b);
+
+/** Queues @b's bytes on the link (connected or connecting): copied when small, else by
+ * reference (the link takes a reference of its own). */
+void ekv_origin_link_send_buf(struct ekv_origin_link *l, struct ekv_origin_buf *b);
+/** Contiguous room for @max bytes at the end of the link's output; pass what was written to
+ * ekv_origin_link_commit() before anything else is sent. */
+char *ekv_origin_link_reserve(struct ekv_origin_link *l, size_t max);
+void ekv_origin_link_commit(struct ekv_origin_link *l, char *start, char *end);
+/** Writes what is queued to the socket now (a plain connection that is connected), rather than
+ * on the loop's next turn. A write error resets the link from the next loop turn. */
+void ekv_origin_link_flush(struct ekv_origin_link *l);
+
+#endif /* EDGEKV_ORIGIN_INT_H */
