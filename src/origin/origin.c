@@ -398,11 +398,22 @@ struct ekv_origin_op *ekv_origin_pipeline(struct ekv_origin *o, size_t tag, ekv_
     struct ekv_origin_op *op = op_new(o, cb, arg, EKV_ORIGIN_PIPELINE, tag);
 
     assert(ncmds >= 1 && ncmds <= EKV_ORIGIN_PIPELINE_MAX);
+    size_t max = 0;
+
     op->nwant = (unsigned)ncmds;
     if (ekv_origin_link_failing(o->link))
         return fail_soon(o, op);
     for (size_t i = 0; i < ncmds; i++)
-        emit(o, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+        max += ekv_resp_size(cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+    if (max <= INLINE_MAX) { /* the usual: all of it formatted in one stretch of the output */
+        char *start = ekv_origin_link_reserve(o->link, max), *p = start;
+        for (size_t i = 0; i < ncmds; i++)
+            p = ekv_resp_write(p, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+        ekv_origin_link_commit(o->link, start, p);
+    } else {
+        for (size_t i = 0; i < ncmds; i++)
+            emit(o, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+    }
     return sent(o, op);
 }
 
