@@ -68,6 +68,7 @@ struct ekv_origin_link {
      * worker, read every link's (ekv_origin_link_up()) */
     _Atomic(enum state) state;
     bool connected;          /* the socket is connected (direct writes are possible) */
+    bool plain;              /* no TLS: the socket may be written directly */
     unsigned own_replies;    /* AUTH/SELECT replies still to come: the link's, not the owner's */
     unsigned attempts;       /* failed connects in a row (backoff) */
     struct event *retry_ev, *setup_ev, *reset_ev;
@@ -414,6 +415,15 @@ static int sockaddr_of(const struct ekv_conf_origin *a, struct sockaddr_storage 
     return EKV_EINVAL;
 }
 
+/* The bufferevent a new connection runs on: a plain socket today. A TLS origin makes a
+ * bufferevent_openssl here (BUFFEREVENT_SSL_CONNECTING on fd -1, connected the same way) and
+ * leaves l->plain false, which keeps ekv_origin_link_flush() from writing around it. */
+static struct bufferevent *transport_new(struct ekv_origin_link *l)
+{
+    l->plain = true;
+    return bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 static void connect_now(struct ekv_origin_link *l)
 {
     const struct ekv_conf_origin *a = l->addr;
@@ -425,7 +435,7 @@ static void connect_now(struct ekv_origin_link *l)
         went_down(l, "the origin address is not a numeric address or socket path");
         return;
     }
-    l->bev = bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    l->bev = transport_new(l);
     l->reader = reader_new();
     if (l->bev == NULL || l->reader == NULL)
         EKV_ORIGIN_OOM();
@@ -585,7 +595,7 @@ void ekv_origin_link_flush(struct ekv_origin_link *l)
     struct evbuffer *out;
     int rc, err;
 
-    if (l->bev == NULL || !l->connected)
+    if (l->bev == NULL || !l->connected || !l->plain)
         return;
     out = bufferevent_get_output(l->bev);
     if (evbuffer_get_length(out) == 0)
