@@ -87,7 +87,8 @@ void ekv_log_write(enum ekv_log_level level, const char *fmt, ...)
 bool ekv_log_limit_allow(struct ekv_log_limit *lim, uint64_t now_ms, uint64_t interval_ms,
                          unsigned *suppressed)
 {
-    if (lim->last_ms != 0 && now_ms - lim->last_ms < interval_ms) {
+    /* a clock that went back (or the 1 stored for time 0) counts as within the interval */
+    if (lim->last_ms != 0 && (now_ms < lim->last_ms || now_ms - lim->last_ms < interval_ms)) {
         lim->suppressed++;
         return false;
     }
