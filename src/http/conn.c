@@ -488,7 +488,7 @@ static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
         ekv_http_conn_answered(conn);
         return;
     }
-    req->t0_us = ekv_mono_us();
+    req->t0_us = ekv_clock_now_us();
     srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
 }
 

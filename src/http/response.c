@@ -120,7 +120,7 @@ void *ekv_http_req_data(const struct ekv_http_req *req)
 
 uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req)
 {
-    return req->t0_us != 0 ? ekv_mono_us() - req->t0_us : 0;
+    return req->t0_us != 0 ? ekv_clock_now_us() - req->t0_us : 0;
 }
 
 bool ekv_http_req_orphaned(const struct ekv_http_req *req)
