@@ -6,6 +6,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The error convention of every module (STYLE.md 2.4):
+ *
+ *  - A function that can fail returns int: EKV_OK (0) or a negative enum ekv_status, never a
+ *    raw errno, -1 from a syscall or an HTTP status. Mark it EKV_NODISCARD. A function that
+ *    returns a count, a length or a descriptor returns it (>= 0) or a negative status.
+ *  - Where a person needs to know why (an operator reading a config error, a client reading a
+ *    problem document), the function also takes `char *err, size_t errlen` (or `why`, `whylen`
+ *    for a bare reason a caller prefixes) and writes one line there: no newline, no final
+ *    period, prefixed with where it happened when the function knows ("FILE:LINE: ",
+ *    "--threads: "). Reasons never echo secrets. On EKV_OK the buffer is left alone.
+ *  - Constructors return the object or NULL; predicates (is_, has_, _equal) return bool and
+ *    do not fail. Small allocations do not fail (alloc.h); what cannot happen or cannot be
+ *    handled goes through EKV_FATAL() (log.h), which logs file:line before it aborts.
+ *  - Log a failure once, where it is decided what to do about it; callers pass the status up.
+ */
+
 /** Status codes: EKV_OK or a negative value. Never a raw errno. */
 enum ekv_status {
     EKV_OK = 0,

@@ -26,6 +26,15 @@ enum ekv_http_method {
     EKV_HTTP_OPTIONS,
 };
 
+/** How many values enum ekv_http_method has (for tables indexed by method). */
+#define EKV_HTTP_NMETHODS (EKV_HTTP_OPTIONS + 1)
+
+/**
+ * The name of @m: "GET", "HEAD", ... (the one method table: routers' Allow headers, metrics
+ * labels); "other" for EKV_HTTP_OTHER and anything out of range. Static storage.
+ */
+const char *ekv_http_method_name(enum ekv_http_method m);
+
 struct ekv_http_limits {
     uint64_t max_header_bytes;  /* request line + headers: past it 414 (URL) or 431 (headers) */
     uint64_t header_timeout_ms; /* from a request's first byte to the end of its headers */

@@ -24,6 +24,7 @@
 
 #include "edgekv/alloc.h"
 #include "edgekv/cache.h"
+#include "edgekv/log.h"
 
 #define DEFAULT_SHARDS 64
 #define MIN_SLOTS 16
@@ -404,7 +405,7 @@ static void grow(struct ekv_cache *c, struct shard *sh, uint32_t cap)
     uintptr_t *old = sh->slots;
 
     if (cap <= old_cap) /* 2^32 slots in one shard: not a size this cache can reach */
-        abort();
+        EKV_FATAL("cache shard table overflow at %u slots", (unsigned)old_cap);
     sh->slots = ekv_calloc(cap, sizeof(*sh->slots));
     sh->cap = cap;
     for (uint32_t i = 0; i < old_cap; i++) {
@@ -539,7 +540,7 @@ struct ekv_cache *ekv_cache_new(const struct ekv_cache_limits *limits)
     atomic_init(&c->epoch, 0);
     atomic_init(&c->flushes, 0);
     if (posix_memalign((void **)&c->shards, 64, p * sizeof(*c->shards)) != 0)
-        abort();
+        EKV_FATAL("out of memory allocating %u cache shards", (unsigned)p);
     memset(c->shards, 0, p * sizeof(*c->shards));
     for (unsigned i = 0; i < p; i++) {
         struct shard *sh = &c->shards[i];

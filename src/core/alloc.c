@@ -9,8 +9,7 @@
 
 static void EKV_NORETURN oom(size_t size)
 {
-    ekv_log_write(EKV_LOG_ERROR, "out of memory allocating %zu bytes", size);
-    abort();
+    EKV_FATAL("out of memory allocating %zu bytes", size);
 }
 
 void *ekv_malloc(size_t size)

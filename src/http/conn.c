@@ -335,7 +335,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return HPE_USER;
     }
     if (evbuffer_add(req->body, at, len) != 0)
-        abort();
+        EKV_FATAL("out of memory buffering %zu bytes of a request body", len);
     return 0;
 }
 
@@ -488,7 +488,7 @@ static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
         ekv_http_conn_answered(conn);
         return;
     }
-    req->t0_us = ekv_mono_us();
+    req->t0_us = ekv_clock_now_us();
     srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
 }
 
@@ -551,7 +551,7 @@ static void process_input(struct ekv_http_conn *conn, const char *fresh, size_t 
     if (fresh_len > 0 && !conn->closing) {
         used = evbuffer_get_length(in) == 0 ? parse(conn, fresh, fresh_len, &budget) : 0;
         if (!conn->closing && used < fresh_len && evbuffer_add(in, fresh + used, fresh_len - used))
-            abort();
+            EKV_FATAL("out of memory keeping %zu unparsed bytes", fresh_len - used);
     }
     if (budget == 0 && !conn->closing && evbuffer_get_length(in) > 0)
         event_active(conn->resume, EV_TIMEOUT, 1); /* yield, continue on the next loop turn */
@@ -580,7 +580,7 @@ void ekv_http_conn_answered(struct ekv_http_conn *conn)
         close = req->close_after;
 
         if (evbuffer_add_buffer(conn->out, req->out) != 0)
-            abort();
+            EKV_FATAL("evbuffer_add_buffer failed queueing a response");
         TAILQ_REMOVE(&conn->reqs, req, link);
         conn->nreqs--;
         ekv_http_req_free(req);

@@ -15,6 +15,7 @@
 
 #include "edgekv/alloc.h"
 #include "edgekv/clock.h"
+#include "edgekv/log.h"
 #include "edgekv/text.h"
 
 #include "http_int.h"
@@ -34,6 +35,17 @@ void ekv_http_req_free(struct ekv_http_req *req)
 }
 
 /* ---------------------------------------------------------------- accessors */
+
+const char *ekv_http_method_name(enum ekv_http_method m)
+{
+    static const char *const names[EKV_HTTP_NMETHODS] = {
+        [EKV_HTTP_OTHER] = "other", [EKV_HTTP_GET] = "GET",         [EKV_HTTP_HEAD] = "HEAD",
+        [EKV_HTTP_PUT] = "PUT",     [EKV_HTTP_POST] = "POST",       [EKV_HTTP_DELETE] = "DELETE",
+        [EKV_HTTP_PATCH] = "PATCH", [EKV_HTTP_OPTIONS] = "OPTIONS",
+    };
+
+    return (unsigned)m < EKV_HTTP_NMETHODS ? names[m] : names[EKV_HTTP_OTHER];
+}
 
 enum ekv_http_method ekv_http_req_method(const struct ekv_http_req *req)
 {
@@ -87,7 +99,7 @@ const char *ekv_http_req_header(const struct ekv_http_req *req, const char *lnam
 struct evbuffer *ekv_http_req_body(struct ekv_http_req *req)
 {
     if (req->body == NULL && (req->body = evbuffer_new()) == NULL) /* none was sent */
-        abort();
+        EKV_FATAL("out of memory creating a request body");
     return req->body;
 }
 
@@ -108,7 +120,7 @@ void *ekv_http_req_data(const struct ekv_http_req *req)
 
 uint64_t ekv_http_req_elapsed_us(const struct ekv_http_req *req)
 {
-    return req->t0_us != 0 ? ekv_mono_us() - req->t0_us : 0;
+    return req->t0_us != 0 ? ekv_clock_now_us() - req->t0_us : 0;
 }
 
 bool ekv_http_req_orphaned(const struct ekv_http_req *req)
@@ -217,8 +229,8 @@ void ekv_http_add_header_n(struct ekv_http_req *req, const char *name, size_t nl
 
     if (need > req->resp_hdrs_cap) { /* long values (metadata): onto the heap */
         size_t cap = EKV_MAX(need, (size_t)req->resp_hdrs_cap * 2);
-        if (cap > UINT32_MAX)
-            abort(); /* handlers add a few headers of bounded size */
+        if (cap > UINT32_MAX) /* handlers add a few headers of bounded size */
+            EKV_FATAL("response headers of %zu bytes", cap);
         if (req->resp_hdrs == req->resp_hdrs_inline) {
             req->resp_hdrs = ekv_malloc(cap);
             memcpy(req->resp_hdrs, req->resp_hdrs_inline, req->resp_hdrs_len);
@@ -270,14 +282,14 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
 
     req->out = evbuffer_new();
     if (req->out == NULL)
-        abort();
+        EKV_FATAL("out of memory creating a response");
     date = date_header(conn->srv); /* before its length is taken: it may be refreshed */
     dlen = strlen(date);
     /* the whole head written by hand into one extent of the output: this runs for every
      * response (status line, Date, Server, the handler's headers, length, connection) */
     n = 15 + rlen + dlen + 16 + req->resp_hdrs_len + 16 + 20 + 2 + 24 + 2;
     if (evbuffer_reserve_space(req->out, (ev_ssize_t)n, &v, 1) != 1)
-        abort();
+        EKV_FATAL("out of memory reserving a response head of %zu bytes", n);
     p = v.iov_base;
     memcpy(p, "HTTP/1.1 ", 9);
     p[9] = (char)('0' + status / 100 % 10);
@@ -311,7 +323,7 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
     p += 2;
     v.iov_len = (size_t)(p - (char *)v.iov_base);
     if (evbuffer_commit_space(req->out, &v, 1) != 0)
-        abort();
+        EKV_FATAL("evbuffer_commit_space failed on a response head");
     if (body != NULL) {
         if (!no_body && req->method != EKV_HTTP_HEAD)
             evbuffer_add_buffer(req->out, body); /* moves the chains: no copy */
@@ -354,7 +366,7 @@ void ekv_http_respond_data(struct ekv_http_req *req, int status, const char *con
     struct evbuffer *body = evbuffer_new();
 
     if (body == NULL || evbuffer_add(body, data, len) != 0)
-        abort();
+        EKV_FATAL("out of memory copying a response body of %zu bytes", len);
     if (content_type != NULL)
         ekv_http_add_header(req, "Content-Type", content_type);
     ekv_http_respond(req, status, body);
@@ -368,13 +380,13 @@ void ekv_http_respond_problem(struct ekv_http_req *req, int status, const char *
     char *text;
 
     if (o == NULL)
-        abort();
+        EKV_FATAL("out of memory building a problem document");
     if (detail != NULL && json_object_set_new(o, "detail", json_string(detail)) != 0)
         json_object_set_new(o, "detail", json_string("(detail not representable)"));
     text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text == NULL)
-        abort();
+        EKV_FATAL("out of memory serialising a problem document");
     ekv_http_add_header(req, "Cache-Control", "no-store");
     ekv_http_respond_data(req, status, "application/problem+json", text, strlen(text));
     free(text);

@@ -16,9 +16,10 @@
 
 #include "edgekv/alloc.h"
 #include "edgekv/http.h"
+#include "edgekv/log.h"
 #include "edgekv/metrics.h"
 
-#define NMETHODS 8 /* enum ekv_http_method */
+#define NMETHODS EKV_HTTP_NMETHODS
 #define NBUCKETS 13
 
 /* Status codes edgekv answers, each a counter slot; anything else counts as "other". */
@@ -32,8 +33,6 @@ static const uint64_t bucket_us[NBUCKETS - 1] = {100,   250,    500,    1000,   
 
 static const char *const route_names[EKV_MR_COUNT] = {"item",   "edge",  "keys", "batch",
                                                       "stores", "links", "ops",  "other"};
-static const char *const method_names[NMETHODS] = {"other", "GET",   "HEAD",   "PUT",
-                                                   "POST",  "DELETE", "PATCH", "OPTIONS"};
 static const char *const lookup_names[EKV_ML_COUNT] = {"hit",       "negative_hit", "miss",
                                                        "collapsed", "stale",        "bypass"};
 static const char *const op_names[EKV_MO_COUNT] = {"get",   "put",  "delete", "list",
@@ -107,7 +106,7 @@ struct ekv_metrics *ekv_metrics_new(unsigned nworkers)
 
     m->nworkers = nworkers;
     if (posix_memalign((void **)&m->workers, 64, nworkers * sizeof(*m->workers)) != 0)
-        abort();
+        EKV_FATAL("out of memory allocating the counters of %u workers", nworkers);
     memset(m->workers, 0, nworkers * sizeof(*m->workers));
     gettimeofday(&tv, NULL);
     m->start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -281,19 +280,19 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
         for (unsigned me = 0; me < NMETHODS; me++)
             for (unsigned s = 0; s < NSTATUS; s++) {
                 uint64_t v = SUM(wk->http[r][me][s]);
+                const char *mname = ekv_http_method_name((enum ekv_http_method)me);
                 if (v == 0)
                     continue;
                 if (s < NSTATUS - 1)
                     evbuffer_add_printf(out,
                                         "edgekv_http_requests_total{route=\"%s\",method=\"%s\","
                                         "code=\"%d\"} %llu\n",
-                                        route_names[r], method_names[me], statuses[s],
-                                        (unsigned long long)v);
+                                        route_names[r], mname, statuses[s], (unsigned long long)v);
                 else
                     evbuffer_add_printf(out,
                                         "edgekv_http_requests_total{route=\"%s\",method=\"%s\","
                                         "code=\"other\"} %llu\n",
-                                        route_names[r], method_names[me], (unsigned long long)v);
+                                        route_names[r], mname, (unsigned long long)v);
             }
     head(out, "edgekv_http_request_duration_seconds", "histogram",
          "Time from a complete request to its queued response, by route class.");

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "edgekv/common.h"
+#include "edgekv/log.h"
 
 #include "server_int.h"
 
@@ -22,7 +23,7 @@ void ekv_alog_init(struct ekv_alog *a)
     memset(a, 0, sizeof(*a));
     a->buf = evbuffer_new();
     if (a->buf == NULL)
-        abort();
+        EKV_FATAL("out of memory creating the access log buffer");
     a->date_sec = -1;
 }
 
