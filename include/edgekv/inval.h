@@ -41,7 +41,7 @@ struct ekv_inval *ekv_inval_new(struct event_base *base, const struct ekv_inval_
 void ekv_inval_free(struct ekv_inval *iv);
 
 /** True while subscribed and the last acknowledged heartbeat was sent less than
- * @max_staleness_ms before @now_ms (monotonic ms). Any thread. */
+ * @max_staleness_ms before @now_ms (ekv_clock_now_ms()). Any thread. */
 bool ekv_inval_fresh(const struct ekv_inval *iv, uint64_t now_ms, uint64_t max_staleness_ms);
 
 struct ekv_inval_stats {
@@ -55,8 +55,5 @@ struct ekv_inval_stats {
 
 /** A snapshot of the link's state and counters. Any thread. */
 void ekv_inval_stats(struct ekv_inval *iv, struct ekv_inval_stats *st);
-
-/** CLOCK_MONOTONIC in ms: the clock of ekv_inval_fresh(). */
-uint64_t ekv_inval_now_ms(void);
 
 #endif /* EDGEKV_INVAL_H */

@@ -50,11 +50,6 @@ struct ekv_inval {
     char error[160];
 };
 
-uint64_t ekv_inval_now_ms(void)
-{
-    return ekv_mono_ms();
-}
-
 static void set_error(struct ekv_inval *iv, const char *msg)
 {
     pthread_mutex_lock(&iv->err_lock);
@@ -177,7 +172,7 @@ static void on_push(struct ekv_inval *iv, const redisReply *r)
     } else if (is_str(kind, "subscribe") && inval_chan && !atomic_load(&iv->live)) {
         /* subscribed: everything before this moment is unknown, so flush, then trust */
         flush_all(iv);
-        atomic_store(&iv->fence_ms, ekv_inval_now_ms());
+        atomic_store(&iv->fence_ms, ekv_clock_now_ms());
         atomic_store(&iv->live, true);
         set_error(iv, "");
         ekv_origin_link_ready(iv->link);
@@ -195,7 +190,7 @@ static void on_push(struct ekv_inval *iv, const redisReply *r)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_inval *iv = arg;
-    uint64_t now = ekv_inval_now_ms();
+    uint64_t now = ekv_clock_now_ms();
     struct timeval tv = ekv_ms_tv(iv->opts.heartbeat_ms);
     const char *sub[] = {"SUBSCRIBE", iv->opts.heartbeat_channel};
 
@@ -320,7 +315,7 @@ struct ekv_inval *ekv_inval_new(struct event_base *base, const struct ekv_inval_
     atomic_init(&iv->fence_ms, 0);
     iv->hb_ev = evtimer_new(base, on_tick, iv);
     if (iv->hb_ev == NULL)
-        abort();
+        EKV_FATAL("invalidation link: cannot create a timer");
     tv = ekv_ms_tv(iv->opts.heartbeat_ms);
     evtimer_add(iv->hb_ev, &tv);
     iv->link = ekv_origin_link_new(base, opts->addr, opts->timeout_ms, "invalidation link", &lh);

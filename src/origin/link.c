@@ -37,6 +37,7 @@
 #include "edgekv/conf.h"
 #include "edgekv/log.h"
 #include "edgekv/origin.h"
+#include "edgekv/rng.h"
 #include "edgekv/text.h"
 
 #include "origin_int.h"
@@ -73,8 +74,8 @@ struct ekv_origin_link {
     unsigned attempts;       /* failed connects in a row (backoff) */
     struct event *retry_ev, *setup_ev, *reset_ev;
     char reset_why[192];
-    uint64_t last_log_ms;
-    uint32_t rng;
+    struct ekv_log_limit log_limit; /* ekv_origin_link_log_now() */
+    struct ekv_rng rng;             /* reconnect jitter */
     bool setup_failed; /* AUTH/SELECT refused on this connection: never up */
     bool freeing;
 };
@@ -90,12 +91,9 @@ static void arm(struct event *ev, uint64_t ms)
 
 bool ekv_origin_link_log_now(struct ekv_origin_link *l)
 {
-    uint64_t now = ekv_mono_ms();
+    unsigned suppressed;
 
-    if (l->last_log_ms != 0 && now - l->last_log_ms < LOG_EVERY_MS)
-        return false;
-    l->last_log_ms = now;
-    return true;
+    return ekv_log_limit_allow_now(&l->log_limit, LOG_EVERY_MS, &suppressed);
 }
 
 /* ---------------------------------------------------------------- reply objects
@@ -214,16 +212,8 @@ void ekv_origin_reply_free(struct redisReply *r)
 
 static void schedule_retry(struct ekv_origin_link *l)
 {
-    uint64_t cap = BACKOFF_BASE_MS, delay;
-
-    for (unsigned i = 0; i < l->attempts && cap < BACKOFF_CAP_MS; i++)
-        cap *= 2;
-    cap = EKV_MIN(cap, BACKOFF_CAP_MS);
     /* jitter over the upper half: POPs that lost Redis together do not come back together */
-    l->rng = l->rng * 1103515245u + 12345u;
-    delay = cap / 2 + (l->rng >> 8) % (cap / 2 + 1);
-    l->attempts++;
-    arm(l->retry_ev, delay);
+    arm(l->retry_ev, ekv_rng_backoff_ms(&l->rng, BACKOFF_BASE_MS, BACKOFF_CAP_MS, l->attempts++));
 }
 
 /* The connection is gone (l->bev already freed). */
@@ -438,7 +428,7 @@ static void connect_now(struct ekv_origin_link *l)
     l->bev = transport_new(l);
     l->reader = reader_new();
     if (l->bev == NULL || l->reader == NULL)
-        EKV_ORIGIN_OOM();
+        EKV_FATAL("%s: out of memory", l->label);
     bufferevent_setcb(l->bev, on_read, NULL, on_event, l);
     (void)bufferevent_set_max_single_read(l->bev, READ_MAX);
     if (bufferevent_enable(l->bev, EV_READ | EV_WRITE) != 0 ||
@@ -548,12 +538,12 @@ void ekv_origin_link_send_buf(struct ekv_origin_link *l, struct ekv_origin_buf *
 
     if (b->len < BY_REFERENCE) {
         if (evbuffer_add(out, b->data, b->len) != 0)
-            EKV_ORIGIN_OOM();
+            EKV_FATAL("%s: out of memory", l->label);
         return;
     }
     b->refs++;
     if (evbuffer_add_reference(out, b->data, b->len, buf_cleanup, b) != 0)
-        EKV_ORIGIN_OOM();
+        EKV_FATAL("%s: out of memory", l->label);
 }
 
 char *ekv_origin_link_reserve(struct ekv_origin_link *l, size_t max)
@@ -562,7 +552,7 @@ char *ekv_origin_link_reserve(struct ekv_origin_link *l, size_t max)
 
     if (evbuffer_reserve_space(bufferevent_get_output(l->bev), (ev_ssize_t)max, &v, 1) != 1 ||
         v.iov_len < max)
-        EKV_ORIGIN_OOM();
+        EKV_FATAL("%s: out of memory", l->label);
     return v.iov_base;
 }
 
@@ -571,7 +561,7 @@ void ekv_origin_link_commit(struct ekv_origin_link *l, char *start, char *end)
     struct evbuffer_iovec v = {.iov_base = start, .iov_len = (size_t)(end - start)};
 
     if (evbuffer_commit_space(bufferevent_get_output(l->bev), &v, 1) != 0)
-        EKV_ORIGIN_OOM();
+        EKV_FATAL("%s: out of memory", l->label);
 }
 
 void ekv_origin_link_sendv(struct ekv_origin_link *l, int argc, const char *const *argv,
@@ -622,7 +612,7 @@ void ekv_origin_link_ready(struct ekv_origin_link *l)
     evtimer_del(l->setup_ev);
     l->state = UP;
     l->attempts = 0;
-    l->last_log_ms = 0;
+    l->log_limit = (struct ekv_log_limit){0};
     ekv_log(EKV_LOG_INFO, "%s: connected", l->label);
 }
 
@@ -638,12 +628,12 @@ struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
     l->timeout_ms = timeout_ms != 0 ? timeout_ms : 1000;
     snprintf(l->label, sizeof(l->label), "%s", label);
     l->hooks = *hooks;
-    l->rng = (uint32_t)(uintptr_t)l ^ (uint32_t)ekv_mono_ms();
+    ekv_rng_init(&l->rng);
     l->retry_ev = evtimer_new(base, on_retry, l);
     l->setup_ev = evtimer_new(base, on_setup_deadline, l);
     l->reset_ev = event_new(base, -1, 0, on_reset, l);
     if (l->retry_ev == NULL || l->setup_ev == NULL || l->reset_ev == NULL)
-        EKV_ORIGIN_OOM();
+        EKV_FATAL("%s: out of memory", l->label);
     connect_now(l);
     return l;
 }

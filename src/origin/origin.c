@@ -109,7 +109,7 @@ static void finish(struct ekv_origin_op *op, int status, const redisReply *reply
 
     if (cb != NULL && o->observe_cb != NULL)
         o->observe_cb(op->kind, op->id, status, error_reply(op, reply),
-                      op->sent_us != 0 ? ekv_mono_us() - op->sent_us : 0, o->observe_arg);
+                      op->sent_us != 0 ? ekv_clock_now_us() - op->sent_us : 0, o->observe_arg);
     op->cb = NULL; /* at most once */
     if (cb != NULL)
         cb(status, (const struct redisReply *)reply, op->arg);
@@ -205,7 +205,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_origin *o = arg;
     struct ekv_origin_op *op = TAILQ_FIRST(&o->inflight);
-    uint64_t now = ekv_mono_ms();
+    uint64_t now = ekv_clock_now_ms();
 
     if (op == NULL)
         return;
@@ -224,7 +224,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 /* @op was queued on the link: it is in flight from now on. */
 static struct ekv_origin_op *sent(struct ekv_origin *o, struct ekv_origin_op *op)
 {
-    op->sent_us = ekv_mono_us();
+    op->sent_us = ekv_clock_now_us();
     op->deadline_ms = op->sent_us / 1000 + o->timeout_ms;
     if (TAILQ_EMPTY(&o->inflight))
         arm(o->deadline_ev, o->timeout_ms);
@@ -249,7 +249,7 @@ static void retry_script(struct ekv_origin *o, struct ekv_origin_op *op)
     op->skip = 1; /* SCRIPT LOAD's own reply */
     ekv_origin_link_sendv(o->link, 3, load, NULL);
     ekv_origin_link_send_buf(o->link, op->cmd);
-    op->deadline_ms = ekv_mono_ms() + o->timeout_ms;
+    op->deadline_ms = ekv_clock_now_ms() + o->timeout_ms;
     if (TAILQ_EMPTY(&o->inflight))
         arm(o->deadline_ev, o->timeout_ms);
     TAILQ_INSERT_TAIL(&o->inflight, op, link);
@@ -441,7 +441,7 @@ struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_orig
     o->deadline_ev = evtimer_new(base, on_deadline, o);
     o->fail_ev = event_new(base, -1, 0, fail_deferred, o);
     if (o->deadline_ev == NULL || o->fail_ev == NULL)
-        EKV_ORIGIN_OOM();
+        EKV_FATAL("origin: out of memory");
     snprintf(label, sizeof(label), "origin: %s", opts->label != NULL ? opts->label : "origin");
     o->link = ekv_origin_link_new(base, opts->addr, o->timeout_ms, label, &hooks);
     return o;

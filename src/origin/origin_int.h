@@ -3,19 +3,9 @@
 #ifndef EDGEKV_ORIGIN_INT_H
 #define EDGEKV_ORIGIN_INT_H
 
-#include <stdlib.h>
-
 #include "edgekv/common.h"
-#include "edgekv/log.h"
 
 struct ekv_origin_link;
-
-/* Out of memory where no caller can be answered: log, then give up (like ekv_malloc()). */
-#define EKV_ORIGIN_OOM()                                                                           \
-    do {                                                                                           \
-        ekv_log_write(EKV_LOG_ERROR, "%s: out of memory", __func__);                               \
-        abort();                                                                                   \
-    } while (0)
 
 /** The most bytes ekv_resp_write() writes for these arguments (lengths in @argvlen, or strlen
  * of each when NULL). */

@@ -515,7 +515,7 @@ static void gauges(void *arg, struct ekv_metrics_gauges *g)
     }
     if (srv->inval != NULL) {
         struct ekv_inval_stats is;
-        uint64_t now = ekv_inval_now_ms();
+        uint64_t now = ekv_clock_now_ms();
         ekv_inval_stats(srv->inval, &is);
         g->inval_enabled = true;
         g->inval_live = is.live;

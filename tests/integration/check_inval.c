@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/inval.h"
 
@@ -67,7 +68,7 @@ static bool fresh_is(void *p)
 {
     struct fresh_arg *a = p;
 
-    return ekv_inval_fresh(a->iv, ekv_inval_now_ms(), a->max_staleness) == a->want;
+    return ekv_inval_fresh(a->iv, ekv_clock_now_ms(), a->max_staleness) == a->want;
 }
 
 static bool wait_fresh(struct ekv_inval *iv, bool want, unsigned ms)
@@ -168,7 +169,7 @@ START_TEST(test_silent_redis_is_not_fresh)
     ck_assert(wait_fresh(iv, true, 3000));
     ekv_test_loop_until(base, &never, 300);
     /* the fence keeps moving while Redis answers */
-    ck_assert(ekv_inval_fresh(iv, ekv_inval_now_ms(), 300));
+    ck_assert(ekv_inval_fresh(iv, ekv_clock_now_ms(), 300));
     ck_assert_int_eq(kill(redis->proc->pid, SIGSTOP), 0);
     t0 = ekv_test_now_ms();
     {
@@ -196,7 +197,7 @@ START_TEST(test_acl_without_channel_never_live)
     addr.password = pass;
     iv = inval_new(&s, 200, 1000);
     ekv_test_loop_until(base, &never, 800);
-    ck_assert(!ekv_inval_fresh(iv, ekv_inval_now_ms(), 3000));
+    ck_assert(!ekv_inval_fresh(iv, ekv_clock_now_ms(), 3000));
     ekv_inval_stats(iv, &st);
     ck_assert(!st.live);
     ck_assert_ptr_nonnull(strstr(st.error, "NOPERM")); /* and says why */
