@@ -7,6 +7,13 @@
 
 struct ekv_origin_link;
 
+/** Redis Cluster's slots. */
+#define EKV_ORIGIN_SLOTS 16384u
+
+/** The Redis Cluster slot of the @len bytes at @key (CRC16 of the key or of its hash tag),
+ * 0..EKV_ORIGIN_SLOTS-1: where a command on that key is routed. */
+unsigned ekv_origin_keyslot(const char *key, size_t len);
+
 /** The most bytes ekv_resp_write() writes for these arguments (lengths in @argvlen, or strlen
  * of each when NULL). */
 size_t ekv_resp_size(int argc, const char *const *argv, const size_t *argvlen);
