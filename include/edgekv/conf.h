@@ -22,6 +22,7 @@ struct ekv_conf_origin {
     char *user;      /* NULL unless an ACL user is given */
     char *password;  /* NULL unless given (percent-decoded) */
     unsigned db;     /* default 0 */
+    bool tls;        /* rediss://: every connection is TLS (origin-tls-*) */
 };
 
 /** A list of strings (repeatable directives such as api-token). */
@@ -60,6 +61,11 @@ struct ekv_conf {
     bool protected_mode;               /* protected-mode: yes */
     int log_level;                     /* log-level: info (enum ekv_log_level) */
     char *access_log;                  /* access-log: empty = NULL (no access log) */
+    char *origin_tls_ca_file;          /* origin-tls-ca-file: empty = NULL (the system's store) */
+    char *origin_tls_cert_file;        /* origin-tls-cert-file: empty = NULL */
+    char *origin_tls_key_file;         /* origin-tls-key-file: empty = NULL */
+    char *origin_tls_server_name;      /* origin-tls-server-name: empty = NULL (the URL's host) */
+    bool origin_tls_verify;            /* origin-tls-verify: yes */
 };
 
 /** What the command line asked for besides directives. */

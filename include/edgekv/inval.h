@@ -14,6 +14,7 @@
 
 struct event_base;
 struct ekv_conf_origin;
+struct ekv_origin_tls;
 struct ekv_inval;
 
 struct ekv_inval_hooks {
@@ -26,6 +27,7 @@ struct ekv_inval_hooks {
 
 struct ekv_inval_opts {
     const struct ekv_conf_origin *addr; /* borrowed; host numeric */
+    const struct ekv_origin_tls *tls;    /* borrowed; NULL: a plain connection */
     const char *const *prefixes;         /* tracked key prefixes (must not overlap); borrowed */
     size_t nprefixes;
     const char *heartbeat_channel;       /* a channel of our own, e.g. "<ns>heartbeat" */

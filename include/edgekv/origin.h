@@ -22,8 +22,31 @@ struct ekv_origin_script {
     char sha[41];
 };
 
+/* ---- TLS to the origin (rediss://; src/origin/tls.c) */
+
+struct ekv_origin_tls;
+
+struct ekv_origin_tls_opts {
+    const char *ca_file;     /* PEM CA bundle; NULL: the system's trust store */
+    const char *cert_file;   /* client certificate chain (PEM), or NULL */
+    const char *key_file;    /* its key (PEM); set exactly when cert_file is */
+    const char *server_name; /* the name to verify and send as SNI; NULL: the origin's host */
+    bool verify;             /* false: accept any certificate (tests only) */
+};
+
+/** A client TLS context for every connection to the origin, shared by all threads (read-only
+ * once made). Loads the files now; NULL with "directive: reason" in @err when one does not
+ * load or the key does not match the certificate. */
+struct ekv_origin_tls *ekv_origin_tls_new(const struct ekv_origin_tls_opts *opts, char *err,
+                                          size_t errlen);
+/** After every connection using it is gone. NULL is a no-op. */
+void ekv_origin_tls_free(struct ekv_origin_tls *tls);
+/** Whether certificates are verified (origin-tls-verify). */
+bool ekv_origin_tls_verifies(const struct ekv_origin_tls *tls);
+
 struct ekv_origin_opts {
     const struct ekv_conf_origin *addr; /* borrowed; host must be a numeric address */
+    const struct ekv_origin_tls *tls;   /* borrowed; NULL: plain connections */
     uint64_t timeout_ms;                /* connect and per-command deadline */
     struct ekv_origin_script *scripts;  /* borrowed; SHA-1s are written into it */
     size_t nscripts;
@@ -135,12 +158,14 @@ struct ekv_origin_link_hooks {
 
 /**
  * A self-healing connection of our own on @base to @addr (borrowed; host numeric): a
- * bufferevent for the bytes, hiredis's reader for the replies; connect and setup deadline
+ * bufferevent for the bytes (TLS when @tls is not NULL: borrowed, it must outlive the link),
+ * hiredis's reader for the replies; connect (and handshake) and setup deadline
  * @timeout_ms, AUTH/SELECT first, reconnect with capped exponential backoff and full jitter,
  * rate-limited logging under @label (copied). Starts connecting at once.
  */
 struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
                                             const struct ekv_conf_origin *addr,
+                                            const struct ekv_origin_tls *tls,
                                             uint64_t timeout_ms, const char *label,
                                             const struct ekv_origin_link_hooks *hooks);
 /** Drops the connection (on_close runs) and frees. NULL is a no-op. */

@@ -187,6 +187,10 @@ void ekv_conf_free(struct ekv_conf *conf)
     ekv_free(conf->ns);
     ekv_free(conf->service_id);
     ekv_free(conf->access_log);
+    ekv_free(conf->origin_tls_ca_file);
+    ekv_free(conf->origin_tls_cert_file);
+    ekv_free(conf->origin_tls_key_file);
+    ekv_free(conf->origin_tls_server_name);
     ekv_conf_strlist_clear(&conf->api_tokens);
     ekv_conf_strlist_clear(&conf->read_tokens);
     ekv_free(conf);
@@ -219,6 +223,21 @@ int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
     if (l->host == NULL) {
         ekv_conf_errf(err, errlen, "listen may not be empty");
         return EKV_EINVAL;
+    }
+    if ((conf->origin_tls_cert_file == NULL) != (conf->origin_tls_key_file == NULL)) {
+        ekv_conf_errf(err, errlen, "origin-tls-cert-file and origin-tls-key-file go together: "
+                                   "set both or neither");
+        return EKV_EINVAL;
+    }
+    if (!conf->origin.tls) {
+        const char *set = conf->origin_tls_ca_file != NULL       ? "origin-tls-ca-file"
+                          : conf->origin_tls_cert_file != NULL   ? "origin-tls-cert-file"
+                          : conf->origin_tls_server_name != NULL ? "origin-tls-server-name"
+                                                                 : NULL;
+        if (set != NULL) {
+            ekv_conf_errf(err, errlen, "%s is set but the origin is not rediss://", set);
+            return EKV_EINVAL;
+        }
     }
     if (conf->protected_mode && conf->api_tokens.count == 0 &&
         !ekv_conf_host_is_loopback(l->host)) {

@@ -205,7 +205,8 @@ static char *pct_dup(const char *s, size_t len)
 }
 
 static const char origin_usage[] =
-    "use redis://[[user]:password@]host[:port][/db] or unix:///path/redis.sock";
+    "use redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or "
+    "unix:///path/redis.sock";
 
 /* unix:///path[?db=N] */
 static int parse_unix(const char *rest, struct ekv_conf_origin *o, char *why, size_t whylen)
@@ -288,10 +289,8 @@ int ekv_conf_parse_origin(const char *s, struct ekv_conf_origin *o, char *err, s
     } else if (has_prefix_ci(s, "unix://")) {
         rc = parse_unix(s + 7, o, err, errlen);
     } else if (has_prefix_ci(s, "rediss://")) {
-        ekv_conf_errf(err, errlen,
-                      "TLS (rediss://) is not supported; run a TLS tunnel such as stunnel "
-                      "and point origin at its plain end");
-        rc = EKV_EINVAL;
+        rc = parse_redis(s + 9, o, err, errlen);
+        o->tls = true;
     } else {
         /* Echo the scheme only: the rest may hold a password. */
         slen = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");

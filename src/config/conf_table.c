@@ -28,6 +28,7 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
      .help = "The Redis origin (Redis >= 6.2), one of\n"
              "  redis://[[user]:password@]host[:port][/db]   port 6379 and db 0 by default\n"
              "  unix:///path/redis.sock[?db=N]\n"
+             "  rediss://...   as redis://, over TLS (see origin-tls-*)\n"
              "Percent-encode special characters of the password, and double-quote the URL\n"
              "if it contains '#'. The password is never logged. edgekv -t does not connect."},
     {.name = "namespace", .type = T_STRING, .flags = D_REQUIRED, .offset = F(ns),
@@ -130,6 +131,27 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
              "  CLIENT - - [TIME] \"METHOD PATH HTTP/1.x\" STATUS BYTES SECONDS \"CACHE-STATUS\"\n"
              "Lines are buffered and written at least once a second, never blocking a\n"
              "request. SIGHUP reopens the file (for logrotate). Empty: no access log."},
+    {.name = "origin-tls-ca-file", .type = T_STRING, .offset = F(origin_tls_ca_file),
+     .check = ekv_conf_check_path, .def = "", .example = "/etc/edgekv/redis-ca.pem", .arg = "FILE",
+     .help = "A rediss:// origin: the PEM CA bundle its certificates must chain to.\n"
+             "Empty: the system's trust store. Read at start-up."},
+    {.name = "origin-tls-cert-file", .type = T_STRING, .offset = F(origin_tls_cert_file),
+     .check = ekv_conf_check_path, .def = "", .example = "/etc/edgekv/redis-client.pem",
+     .arg = "FILE",
+     .help = "A rediss:// origin: the client certificate (PEM, chain allowed) edgekv shows\n"
+             "Redis, for tls-auth-clients yes. Needs origin-tls-key-file."},
+    {.name = "origin-tls-key-file", .type = T_STRING, .offset = F(origin_tls_key_file),
+     .check = ekv_conf_check_path, .def = "", .example = "/etc/edgekv/redis-client.key",
+     .arg = "FILE",
+     .help = "The private key (PEM) of origin-tls-cert-file."},
+    {.name = "origin-tls-server-name", .type = T_STRING, .offset = F(origin_tls_server_name),
+     .check = ekv_conf_check_word, .def = "", .example = "redis.internal", .arg = "NAME",
+     .help = "The name the origin's certificate must carry (and the SNI sent). Empty: the\n"
+             "host of the origin URL (an IP address is matched against the IP SANs)."},
+    {.name = "origin-tls-verify", .type = T_BOOL, .offset = F(origin_tls_verify), .def = "yes",
+     .arg = "yes|no",
+     .help = "no: accept any certificate from a rediss:// origin. Only for tests: anyone on\n"
+             "the path can then read and change the data. Warned about at start-up."},
 };
 /* clang-format on */
 

@@ -110,7 +110,7 @@ uint64_t ekv_rng_backoff_ms(struct ekv_rng *rng, uint64_t base_ms, uint64_t cap_
 
 uint64_t ekv_rng_entropy64(void)
 {
-    uint64_t v;
+    uint64_t v = 0; /* only its address salts the fallback; -O1 cannot tell */
 
     entropy(&v, 1, &v);
     return v;

@@ -28,9 +28,12 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/clock.h"
@@ -59,6 +62,7 @@ enum state {
 struct ekv_origin_link {
     struct event_base *base;
     const struct ekv_conf_origin *addr;
+    const struct ekv_origin_tls *tls; /* NULL: plain */
     uint64_t timeout_ms;
     char label[48];
     struct ekv_origin_link_hooks hooks;
@@ -357,10 +361,23 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         return;
     }
-    if (what & BEV_EVENT_EOF) {
+    unsigned long tls_err = !l->plain ? bufferevent_get_openssl_error(bev) : 0;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    if (!l->plain && (what & BEV_EVENT_ERROR) && (tls_err != 0 || !l->connected)) {
+        /* the handshake or the verification failed (or the TCP connect under it), or the
+         * server refused us after it (TLS 1.3 sends "certificate required" then) */
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        if (tls_err == 0 && SSL_get_verify_result(ssl) == X509_V_OK && err != 0)
+            snprintf(why, sizeof(why), "%s%s", l->connected ? "" : "connect failed: ",
+                     evutil_socket_error_to_string(err));
+        else
+            ekv_origin_tls_why(ssl, tls_err, why, sizeof(why));
+        while (bufferevent_get_openssl_error(bev) != 0)
+            ; /* the rest of the queue */
+    } else if (what & BEV_EVENT_EOF) {
         snprintf(why, sizeof(why), "%s", l->connected ? "closed by Redis" : "connect failed");
     } else {
-        int err = EVUTIL_SOCKET_ERROR();
         snprintf(why, sizeof(why), "%s%s", l->connected ? "" : "connect failed: ",
                  err != 0 ? evutil_socket_error_to_string(err) : "error");
     }
@@ -405,13 +422,30 @@ static int sockaddr_of(const struct ekv_conf_origin *a, struct sockaddr_storage 
     return EKV_EINVAL;
 }
 
-/* The bufferevent a new connection runs on: a plain socket today. A TLS origin makes a
- * bufferevent_openssl here (BUFFEREVENT_SSL_CONNECTING on fd -1, connected the same way) and
- * leaves l->plain false, which keeps ekv_origin_link_flush() from writing around it. */
+/* The bufferevent a new connection runs on: a plain socket, or TLS (a bufferevent_openssl that
+ * connects the same way and handshakes once connected; BEV_EVENT_CONNECTED comes after the
+ * handshake). Only a plain socket may be written around the bufferevent (l->plain). NULL when
+ * no SSL could be made for the connection. */
 static struct bufferevent *transport_new(struct ekv_origin_link *l)
 {
-    l->plain = true;
-    return bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev;
+    SSL *ssl;
+
+    l->plain = l->tls == NULL;
+    if (l->plain)
+        return bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    ssl = ekv_origin_tls_ssl_new(l->tls, l->addr->host);
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(l->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* Redis may close without a close_notify; a reply cut short is caught by the reader */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
 }
 
 static void connect_now(struct ekv_origin_link *l)
@@ -426,8 +460,15 @@ static void connect_now(struct ekv_origin_link *l)
         return;
     }
     l->bev = transport_new(l);
+    if (l->bev == NULL) {
+        char why2[160];
+        ekv_origin_tls_why(NULL, ERR_get_error(), why2, sizeof(why2));
+        ERR_clear_error();
+        went_down(l, why2);
+        return;
+    }
     l->reader = reader_new();
-    if (l->bev == NULL || l->reader == NULL)
+    if (l->reader == NULL)
         EKV_FATAL("%s: out of memory", l->label);
     bufferevent_setcb(l->bev, on_read, NULL, on_event, l);
     (void)bufferevent_set_max_single_read(l->bev, READ_MAX);
@@ -618,6 +659,7 @@ void ekv_origin_link_ready(struct ekv_origin_link *l)
 
 struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
                                             const struct ekv_conf_origin *addr,
+                                            const struct ekv_origin_tls *tls,
                                             uint64_t timeout_ms, const char *label,
                                             const struct ekv_origin_link_hooks *hooks)
 {
@@ -625,6 +667,7 @@ struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
 
     l->base = base;
     l->addr = addr;
+    l->tls = tls;
     l->timeout_ms = timeout_ms != 0 ? timeout_ms : 1000;
     snprintf(l->label, sizeof(l->label), "%s", label);
     l->hooks = *hooks;

@@ -6,6 +6,8 @@
 #include "edgekv/common.h"
 
 struct ekv_origin_link;
+struct ekv_origin_tls;
+struct ssl_st;
 
 /** Redis Cluster's slots. */
 #define EKV_ORIGIN_SLOTS 16384u
@@ -42,5 +44,12 @@ void ekv_origin_link_commit(struct ekv_origin_link *l, char *start, char *end);
 /** Writes what is queued to the socket now (a plain connection that is connected), rather than
  * on the loop's next turn. A write error resets the link from the next loop turn. */
 void ekv_origin_link_flush(struct ekv_origin_link *l);
+
+/** A new SSL for one connection to @host (the origin's address) under @t: SNI and the name
+ * to verify set. NULL on failure. */
+struct ssl_st *ekv_origin_tls_ssl_new(const struct ekv_origin_tls *t, const char *host);
+/** Why the TLS connection @ssl failed ("tls: ..."), from its verification result or the
+ * OpenSSL error @err (0: none). */
+void ekv_origin_tls_why(struct ssl_st *ssl, unsigned long err, char *why, size_t whylen);
 
 #endif /* EDGEKV_ORIGIN_INT_H */

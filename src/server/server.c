@@ -125,6 +125,7 @@ struct ekv_server {
     struct ekv_cache *cache;   /* items; NULL with cache-max-bytes 0 */
     struct ekv_cache *names;   /* /kv/{name} resolutions */
     struct ekv_inval *inval;   /* on the main thread's loop; NULL without a cache */
+    struct ekv_origin_tls *origin_tls; /* rediss://: shared by every origin connection */
     char *prefixes[3];         /* the tracked Redis key prefixes */
     char heartbeat_channel[96]; /* "<ns>heartbeat" (the invalidation link borrows it) */
     size_t item_prefix_len;    /* strlen("<ns>i:") */
@@ -544,6 +545,7 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
     struct timeval flush_every = ekv_ms_tv(ALOG_FLUSH_MS);
     struct ekv_origin_opts oopts = {
         .addr = &srv->origin_addr,
+        .tls = srv->origin_tls,
         .timeout_ms = conf->origin_timeout_ms,
     };
     char label[32];
@@ -854,6 +856,32 @@ static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
     return EKV_OK;
 }
 
+/* A rediss:// origin: the TLS context every connection to it uses, its files loaded now. The
+ * name verified is origin-tls-server-name, else the host as written in the URL (not the
+ * address it resolved to). */
+static int origin_tls_init(struct ekv_server *srv, char *err, size_t errlen)
+{
+    const struct ekv_conf *conf = srv->snap->conf;
+    struct ekv_origin_tls_opts o = {
+        .ca_file = conf->origin_tls_ca_file,
+        .cert_file = conf->origin_tls_cert_file,
+        .key_file = conf->origin_tls_key_file,
+        .server_name = conf->origin_tls_server_name != NULL ? conf->origin_tls_server_name
+                                                            : conf->origin.host,
+        .verify = conf->origin_tls_verify,
+    };
+
+    if (!conf->origin.tls)
+        return EKV_OK;
+    srv->origin_tls = ekv_origin_tls_new(&o, err, errlen);
+    if (srv->origin_tls == NULL)
+        return EKV_ERROR;
+    if (!o.verify)
+        ekv_log(EKV_LOG_WARN, "origin-tls-verify no: the origin's certificate is not checked; "
+                              "anyone on the path can read and change the data");
+    return EKV_OK;
+}
+
 /* ---------------------------------------------------------------- edge cache and coherence */
 
 /* Invalidation link hooks (main thread): a Redis key changed, or everything may have. */
@@ -900,6 +928,7 @@ static void cache_init(struct ekv_server *srv)
     const char *suffix[3] = {EKV_API_ITEM_PREFIX, "stores", "links:"};
     struct ekv_inval_opts io = {
         .addr = &srv->origin_addr,
+        .tls = srv->origin_tls,
         .nprefixes = 3,
         .heartbeat_channel = srv->heartbeat_channel,
         .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
@@ -957,7 +986,7 @@ struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errle
         snprintf(err, errlen, "libevent has no pthreads support");
         goto fail;
     }
-    if (resolve_origin(srv, err, errlen) != EKV_OK)
+    if (resolve_origin(srv, err, errlen) != EKV_OK || origin_tls_init(srv, err, errlen) != EKV_OK)
         goto fail;
     for (int i = 0; i < NLISTENERS; i++) {
         char bound[300];
@@ -1056,6 +1085,7 @@ void ekv_server_free(struct ekv_server *srv)
     for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++)
         worker_deinit(&srv->workers[i]);
     ekv_free(srv->workers);
+    ekv_origin_tls_free(srv->origin_tls); /* every connection that used it is gone */
     ekv_cache_free(srv->cache);
     ekv_cache_free(srv->names);
     for (int i = 0; i < 3; i++)

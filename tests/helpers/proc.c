@@ -512,21 +512,28 @@ static unsigned short free_tcp_port(void)
 }
 
 /* Starts redis-server for @r in @dir (which the process then owns): its unix socket r->sock,
- * and TCP @port unless 0. */
+ * and TCP @port unless 0 (with @tls, NULL-terminated TLS options: the TLS port). */
 static void redis_spawn(struct ekv_test_redis *r, const char *bin, const char *dir,
-                        unsigned short port)
+                        unsigned short port, const char *const *tls)
 {
-    char portstr[8];
-    const char *argv[24];
+    char portstr[8], tlsport[8];
+    const char *argv[48];
     size_t n = 0;
 
-    snprintf(portstr, sizeof(portstr), "%u", port);
+    snprintf(portstr, sizeof(portstr), "%u", tls != NULL ? 0 : port);
+    snprintf(tlsport, sizeof(tlsport), "%u", port);
     argv[n++] = bin;
     argv[n++] = "--port";
     argv[n++] = portstr;
     if (port != 0) {
         argv[n++] = "--bind";
         argv[n++] = "127.0.0.1";
+    }
+    if (tls != NULL) { /* @port is the TLS port, the TLS options follow */
+        argv[n++] = "--tls-port";
+        argv[n++] = tlsport;
+        for (size_t i = 0; tls[i] != NULL && n < 40; i++)
+            argv[n++] = tls[i];
     }
     argv[n++] = "--unixsocket";
     argv[n++] = r->sock;
@@ -546,7 +553,8 @@ static void redis_spawn(struct ekv_test_redis *r, const char *bin, const char *d
 }
 
 /* One attempt: 1 = up, 0 = lost the race for the TCP port (retry), fails the test otherwise. */
-static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned short port)
+static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned short port,
+                           const char *const *tls)
 {
     char dir[200];
     uint64_t end;
@@ -558,10 +566,11 @@ static int redis_try_start(struct ekv_test_redis *r, const char *bin, unsigned s
     ck_assert_msg(len > 0 && (size_t)len < 100, "socket path too long (set a shorter TMPDIR): %s",
                   r->sock);
     snprintf(r->origin, sizeof(r->origin), "unix://%s", r->sock);
-    redis_spawn(r, bin, dir, port);
+    redis_spawn(r, bin, dir, port, tls);
     end = ekv_test_now_ms() + START_TIMEOUT_MS;
     for (;;) {
-        if (redis_pings(r, 0) && (port == 0 || redis_pings(r, port)))
+        /* every listener is bound before the first command is served */
+        if (redis_pings(r, 0) && (port == 0 || tls != NULL || redis_pings(r, port)))
             return 1;
         if (!ekv_test_proc_alive(r->proc) || ekv_test_now_ms() >= end) {
             char *log = ekv_test_proc_log(r->proc);
@@ -602,7 +611,7 @@ void ekv_test_redis_restart(struct ekv_test_redis *r)
     ekv_test_proc_free(r->proc);
     r->proc = NULL;
     ck_assert_msg(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", dir, strerror(errno));
-    redis_spawn(r, bin, dir, 0);
+    redis_spawn(r, bin, dir, 0, NULL);
     end = ekv_test_now_ms() + START_TIMEOUT_MS;
     while (!redis_pings(r, 0)) {
         ck_assert_msg(ekv_test_proc_alive(r->proc) && ekv_test_now_ms() < end,
@@ -611,7 +620,7 @@ void ekv_test_redis_restart(struct ekv_test_redis *r)
     }
 }
 
-static struct ekv_test_redis *redis_start(bool tcp)
+static struct ekv_test_redis *redis_start(bool tcp, const char *const *tls)
 {
     const char *bin = ekv_test_redis_binary();
     struct ekv_test_redis *r;
@@ -621,7 +630,7 @@ static struct ekv_test_redis *redis_start(bool tcp)
     r = calloc(1, sizeof(*r));
     ck_assert_ptr_nonnull(r);
     for (int attempt = 1;; attempt++) {
-        if (redis_try_start(r, bin, tcp ? free_tcp_port() : 0))
+        if (redis_try_start(r, bin, tcp ? free_tcp_port() : 0, tls))
             return r;
         if (attempt == REDIS_TCP_TRIES) {
             free(r);
@@ -632,12 +641,17 @@ static struct ekv_test_redis *redis_start(bool tcp)
 
 struct ekv_test_redis *ekv_test_redis_start(void)
 {
-    return redis_start(false);
+    return redis_start(false, NULL);
+}
+
+struct ekv_test_redis *ekv_test_redis_start_tls(const char *const *tls)
+{
+    return redis_start(true, tls);
 }
 
 struct ekv_test_redis *ekv_test_redis_start_tcp(void)
 {
-    return redis_start(true);
+    return redis_start(true, NULL);
 }
 
 char *ekv_test_redis_cmd(struct ekv_test_redis *r, const char *fmt, ...)
@@ -670,4 +684,16 @@ void ekv_test_redis_stop(struct ekv_test_redis *r)
         return;
     ekv_test_proc_free(r->proc);
     free(r);
+}
+
+void ekv_test_make_certs(const char *dir)
+{
+    const char *src = getenv("EKV_SRCDIR");
+    char cmd[1024];
+    int rc;
+
+    snprintf(cmd, sizeof(cmd), "sh '%s/tests/helpers/mkcerts.sh' '%s' >'%s.log' 2>&1",
+             src != NULL ? src : ".", dir, dir);
+    rc = system(cmd);
+    ck_assert_msg(rc == 0, "mkcerts.sh failed (%d): see %s.log (is openssl installed?)", rc, dir);
 }

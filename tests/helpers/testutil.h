@@ -150,6 +150,14 @@ struct ekv_test_redis {
     unsigned short port; /* the TCP port (ekv_test_redis_start_tcp), else 0 */
 };
 
+/** As ekv_test_redis_start_tcp(), but the TCP port (r->port) speaks TLS only, with the
+ * NULL-terminated redis-server options @tls ("--tls-cert-file", FILE, ...). The unix socket
+ * stays plain, for the test's own commands. */
+struct ekv_test_redis *ekv_test_redis_start_tls(const char *const *tls);
+
+/** Makes the test certificates of tests/helpers/mkcerts.sh in @dir (see there). */
+void ekv_test_make_certs(const char *dir);
+
 /** $REDIS_SERVER if it is set and executable, else NULL. */
 const char *ekv_test_redis_binary(void);
 

@@ -190,7 +190,7 @@ static void assert_defaults(const struct ekv_conf *c)
 static const char *const every[][2] = {
     {"listen", "0.0.0.0:9000"},
     {"admin-listen", "[::1]:9091"},
-    {"origin", "redis://ops:s3cr%23t@redis.example:6380/7"},
+    {"origin", "rediss://ops:s3cr%23t@redis.example:6380/7"},
     {"namespace", "kv1:"},
     {"threads", "8"},
     {"max-connections", "50000"},
@@ -215,6 +215,11 @@ static const char *const every[][2] = {
     {"protected-mode", "no"},
     {"log-level", "debug"},
     {"access-log", "/var/log/edgekv/access.log"},
+    {"origin-tls-ca-file", "/etc/edgekv/ca.pem"},
+    {"origin-tls-cert-file", "/etc/edgekv/client.pem"},
+    {"origin-tls-key-file", "/etc/edgekv/client.key"},
+    {"origin-tls-server-name", "redis.internal"},
+    {"origin-tls-verify", "no"},
 };
 
 static void assert_every(const struct ekv_conf *c)
@@ -223,7 +228,13 @@ static void assert_every(const struct ekv_conf *c)
     ck_assert_uint_eq(c->listen.port, 9000);
     ck_assert_str_eq(c->admin_listen.host, "::1");
     ck_assert_uint_eq(c->admin_listen.port, 9091);
-    ck_assert_str_eq(c->origin_url, "redis://ops:s3cr%23t@redis.example:6380/7");
+    ck_assert_str_eq(c->origin_url, "rediss://ops:s3cr%23t@redis.example:6380/7");
+    ck_assert(c->origin.tls);
+    ck_assert_str_eq(c->origin_tls_ca_file, "/etc/edgekv/ca.pem");
+    ck_assert_str_eq(c->origin_tls_cert_file, "/etc/edgekv/client.pem");
+    ck_assert_str_eq(c->origin_tls_key_file, "/etc/edgekv/client.key");
+    ck_assert_str_eq(c->origin_tls_server_name, "redis.internal");
+    ck_assert(!c->origin_tls_verify);
     ck_assert_str_eq(c->origin.host, "redis.example");
     ck_assert_uint_eq(c->origin.port, 6380);
     ck_assert_str_eq(c->origin.user, "ops");
@@ -772,7 +783,8 @@ END_TEST
 START_TEST(test_origin_bad)
 {
     static const char usage[] =
-        "use redis://[[user]:password@]host[:port][/db] or unix:///path/redis.sock";
+        "use redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or "
+        "unix:///path/redis.sock";
     char want[512];
 
     snprintf(want, sizeof(want), "origin: unsupported scheme \"http\" (%s)", usage);
@@ -802,14 +814,44 @@ START_TEST(test_origin_bad)
                "origin: the only option of a unix:// origin is ?db=N");
     load_fails("origin unix:///r.sock?db=x\n", 1,
                "origin: database \"x\" is not a number from 0 to 65535");
-    load_fails("origin rediss://h:6379\n", 1,
-               "origin: TLS (rediss://) is not supported; run a TLS tunnel such as stunnel and "
-               "point origin at its plain end");
+    load_fails("origin rediss://h:x\n", 1, "origin: the address: the port is not a number");
     load_fails("origin \"\"\n", 1, "origin: may not be empty");
     load_fails("origin redis://user:@h\n", 1, "origin: empty password before '@'");
     load_fails("origin redis://:pw%zz@h\n", 1, "origin: bad percent-encoding in the password");
     load_fails("origin redis://us%zzer:pw@h\n", 1, "origin: bad percent-encoding in the user name");
     args_fail("--origin: the address: the port is not a number", "--origin", "redis://h:x");
+}
+END_TEST
+
+/* rediss:// is redis:// over TLS; the origin-tls-* directives need it, and a client
+ * certificate needs its key. */
+START_TEST(test_origin_tls)
+{
+    args_ok("--origin", "rediss://u:pw@10.0.0.5:6380/2", "--origin-tls-ca-file", "/ca.pem",
+            "--origin-tls-cert-file", "/c.pem", "--origin-tls-key-file", "/c.key",
+            "--origin-tls-server-name", "redis.internal");
+    ck_assert(conf->origin.tls);
+    ck_assert_str_eq(conf->origin.host, "10.0.0.5");
+    ck_assert_uint_eq(conf->origin.port, 6380);
+    ck_assert_uint_eq(conf->origin.db, 2);
+    ck_assert_str_eq(conf->origin.user, "u");
+    ck_assert_str_eq(conf->origin_tls_ca_file, "/ca.pem");
+    ck_assert_str_eq(conf->origin_tls_server_name, "redis.internal");
+    ck_assert(conf->origin_tls_verify);
+    args_ok("--origin", "REDISS://h", "--origin-tls-verify", "no");
+    ck_assert(conf->origin.tls);
+    ck_assert_uint_eq(conf->origin.port, 6379);
+    ck_assert(!conf->origin_tls_verify);
+    args_ok("--origin", "redis://h");
+    ck_assert(!conf->origin.tls);
+    args_fail("origin-tls-cert-file and origin-tls-key-file go together: set both or neither",
+              "--origin", "rediss://h", "--origin-tls-cert-file", "/c.pem");
+    args_fail("origin-tls-cert-file and origin-tls-key-file go together: set both or neither",
+              "--origin", "rediss://h", "--origin-tls-key-file", "/c.key");
+    args_fail("origin-tls-ca-file is set but the origin is not rediss://", "--origin",
+              "redis://h", "--origin-tls-ca-file", "/ca.pem");
+    args_fail("origin-tls-server-name is set but the origin is not rediss://", "--origin",
+              "unix:///r.sock", "--origin-tls-server-name", "x");
 }
 END_TEST
 
@@ -820,7 +862,7 @@ START_TEST(test_origin_password_never_echoed)
         "redis://:SECRETPW@h:abc", "redis://:SECRETPW@h:0", "redis://:SECRETPW@h/x",
         "redis://:SECRETPW@",      "redis://:SECRETPW",     "redis://user:SECRETPW",
         "redis://user:SECRETPW/0", "http://:SECRETPW@h",    "SECRETPW",
-        "redis:/:SECRETPW@h",      "rediss://:SECRETPW@h",  "redis://:SECRETPW%zz@h",
+        "redis:/:SECRETPW@h",      "rediss://:SECRETPW@h:x",  "redis://:SECRETPW%zz@h",
         "redis://:SECRETPW@[::1",  "redis://:SECRETPW@a b", "redis://SECRETPW:@h",
         "redis//:SECRETPW@h",      "unix://SECRETPW",       "redis://:SECRETPW@h:99999",
     };
@@ -1290,7 +1332,7 @@ START_TEST(test_sample_documents_everything)
         if (strchr(p, '\n') == NULL)
             break;
     }
-    ck_assert_uint_eq(uncommented, sizeof(every) / sizeof(every[0]) - 5); /* 5 empty defaults */
+    ck_assert_uint_eq(uncommented, sizeof(every) / sizeof(every[0]) - 9); /* 9 empty defaults */
     {
         char *copy = malloc(strlen(sample) + 1), *o = copy;
         for (p = sample; *p != '\0';) {
@@ -1374,6 +1416,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_origin_good);
     tcase_add_test(tc, test_origin_bad);
     tcase_add_test(tc, test_origin_password_never_echoed);
+    tcase_add_test(tc, test_origin_tls);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("strings");
