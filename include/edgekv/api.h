@@ -9,17 +9,16 @@ struct ekv_conf;
 struct ekv_api;
 struct ekv_cache;
 struct ekv_inval;
+struct ekv_keyspace;
 struct ekv_mailbox;
 struct ekv_metrics;
 struct ekv_metrics_gauges;
-struct ekv_origin;
-struct ekv_origin_script;
 struct ekv_http_hooks;
 
 /** What one worker's API works with. Everything is borrowed and must outlive the API. */
 struct ekv_api_deps {
     const struct ekv_conf *conf; /* the configuration at start-up (see ekv_api_set_conf) */
-    struct ekv_origin *origin;   /* this worker's Redis connection */
+    struct ekv_keyspace *keyspace; /* this worker's data at the origin (its Redis connection) */
     struct ekv_cache *cache;     /* the shared edge cache of items; NULL: no caching */
     struct ekv_cache *names;     /* the shared cache of /kv/{name} resolutions (with @cache) */
     struct ekv_inval *inval;     /* the invalidation link (with @cache) */
@@ -40,14 +39,11 @@ enum ekv_api_tag {
     EKV_API_TAG_ADMIN = 1, /* `admin-listen`: operations endpoints only */
 };
 
-/** The API of one worker (@deps is copied). Never NULL. */
+/** The API of one worker (@deps is copied). It takes over the keyspace's hooks (origin state and
+ * observer). Never NULL. */
 struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps);
 /** NULL is a no-op. */
 void ekv_api_free(struct ekv_api *api);
-/** The cache key of an item: its Redis key without "<ns>i:", i.e. "{<sid>}:<key>". The
- * invalidation link maps Redis keys to cache keys with this rule. */
-#define EKV_API_ITEM_PREFIX "i:"
-
 /** Fills the on_head/on_request/on_done callbacks (and their argument) of @hooks. */
 void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks);
 /**
@@ -61,13 +57,6 @@ void ekv_api_hooks(struct ekv_api *api, struct ekv_http_hooks *hooks);
 void ekv_api_set_conf(struct ekv_api *api, const struct ekv_conf *conf);
 /** From now on /readyz answers 503: the process is shutting down. */
 void ekv_api_set_draining(struct ekv_api *api);
-
-/**
- * The Lua scripts the API runs at the origin, as a table for ekv_origin_opts (each worker's
- * origin fills in the SHA-1s of its own copy). Returns a new array of *@n entries; free it with
- * ekv_free().
- */
-struct ekv_origin_script *ekv_api_scripts(size_t *n);
 
 /** Largest body of a JSON or form request (store and link management). */
 #define EKV_API_SMALL_BODY (64 * 1024)

@@ -6,10 +6,9 @@
 
 #include "edgekv/api.h"
 #include "edgekv/http.h"
+#include "edgekv/keyspace.h"
 
 struct ekv_conf;
-struct ekv_origin;
-struct redisReply;
 
 #define EKV_ROUTE_MAX_CAPTURES 3
 
@@ -24,38 +23,17 @@ struct redisReply;
 #define EKV_GEN_LIMIT (UINT64_C(1) << 53) /* generations stay below (Lua numbers are doubles) */
 #define EKV_TTL_MAX_SEC UINT64_C(4294967295) /* time_to_live_sec above this: 400 */
 
-/** The origin's Lua scripts, by job; src/api/lua/<name>.lua, looked up by name at start-up.
- * (Item reads are no script: a pipeline of plain commands, read.c, tagged EKV_MO_GET.) */
-enum ekv_script {
-    EKV_SCRIPT_ITEM_PUT = 0,
-    EKV_SCRIPT_ITEM_DELETE,
-    EKV_SCRIPT_KEY_LIST,
-    EKV_SCRIPT_STORE_CREATE,
-    EKV_SCRIPT_STORE_LIST,
-    EKV_SCRIPT_STORE_RENAME,
-    EKV_SCRIPT_STORE_DELETE,
-    EKV_SCRIPT_RESOLVE,
-    EKV_SCRIPT_LINK_CREATE,
-    EKV_SCRIPT_LINK_UPDATE,
-    EKV_SCRIPT_LINK_DELETE,
-    EKV_SCRIPT_COUNT
-};
-
-/** The file names (without ".lua") of enum ekv_script, in its order. */
-extern const char *const ekv_script_names[EKV_SCRIPT_COUNT];
-
 struct ekv_api {
     struct ekv_api_deps d;            /* cache, invalidation link, mailbox, metrics... */
     /* the current configuration snapshot, replaced on reload (ekv_api_set_conf): read values
      * through it when they are used, never keep a pointer into it across an origin wait */
     const struct ekv_conf *conf;
-    struct ekv_origin *origin;        /* d.origin: this worker's Redis connection */
+    struct ekv_keyspace *ks;          /* d.keyspace: this worker's data at the origin */
     struct ekv_metrics_worker *mw;    /* this worker's counters */
     uint64_t trouble_since_ms;        /* when the origin became unreachable (0: it is fine) */
     bool separate_admin;              /* admin-listen is set: ops endpoints live only there */
     bool draining;
     bool open;                        /* no token configured: no authentication */
-    size_t script[EKV_SCRIPT_COUNT];  /* index in ekv_api_scripts() of each script */
     uint64_t rng[4];                  /* xoshiro256** state for ids, seeded from getrandom() */
     uint64_t err_log_ms;              /* when a Redis error reply was last logged */
     unsigned err_suppressed;          /* Redis error replies not logged since */
@@ -192,14 +170,6 @@ EKV_NODISCARD int ekv_cursor_decode(const char *s, size_t len, char *dst, size_t
  * ("*" or a list holding "<gen>" or W/"<gen>"). */
 bool ekv_etag_match(const char *inm, size_t len, uint64_t gen);
 
-/** How a put combines with what is there. */
-enum ekv_put_mode {
-    EKV_PUT_SET = 0,
-    EKV_PUT_ADD,     /* ?add=true: only if the key does not exist */
-    EKV_PUT_APPEND,  /* ?append=true */
-    EKV_PUT_PREPEND, /* ?prepend=true */
-};
-
 /** An item request, parsed and validated (views into the request stay valid until it is
  * answered). */
 struct ekv_item_req {
@@ -214,7 +184,7 @@ struct ekv_item_req {
     size_t meta_len;
     const char *inm;               /* If-None-Match, NULL when absent */
     size_t inm_len;
-    enum ekv_put_mode mode;
+    enum ekv_ks_put_mode mode;     /* how the put combines with what is there */
     bool force;                    /* DELETE ?force=true */
 };
 
@@ -262,20 +232,22 @@ void ekv_api_respond_json(struct ekv_http_req *req, int status, void *body);
 void ekv_api_respond_empty(struct ekv_http_req *req, int status);
 
 /**
- * Checks an origin answer: true when @status is EKV_OK with a reply that is not a Redis error.
- * Otherwise answers @req (503 + Retry-After when the origin is down or late, 502 for an error
- * reply, logged at most every 10 s per worker) and returns false.
+ * Answers @req with the HTTP answer of the keyspace outcome @res (anything but EKV_KS_OK): the
+ * one table of outcomes and answers (common.c). 503s carry Retry-After; a Redis error reply is
+ * logged (ekv_api_log_origin_error) when @res carries its text.
  */
-bool ekv_api_origin_ok(struct ekv_api *api, struct ekv_http_req *req, int status,
-                       const struct redisReply *reply);
+void ekv_api_respond_outcome(struct ekv_api *api, struct ekv_http_req *req,
+                             const struct ekv_ks_result *res);
+/** ekv_api_respond_outcome() for an outcome alone. */
+void ekv_api_respond_oc(struct ekv_api *api, struct ekv_http_req *req,
+                        enum ekv_ks_outcome outcome);
+/** The HTTP status of @outcome, and its problem detail (NULL: an answer without a body). */
+int ekv_api_outcome_status(enum ekv_ks_outcome outcome);
+const char *ekv_api_outcome_detail(enum ekv_ks_outcome outcome);
 
-/** Logs a Redis error reply, at most once every 10 s per worker (with a count of the rest). */
-void ekv_api_log_origin_error(struct ekv_api *api, const struct redisReply *reply);
-
-/** Element @i of an array reply as an integer (integer or decimal string), or @dflt. */
-long long ekv_reply_int(const struct redisReply *r, size_t i, long long dflt);
-/** Element @i of an array reply as a string (NULL for nil or out of range); @len its length. */
-const char *ekv_reply_str(const struct redisReply *r, size_t i, size_t *len);
+/** Logs a Redis error reply (@len bytes of text), at most once every 10 s per worker (with a
+ * count of the rest). */
+void ekv_api_log_origin_error(struct ekv_api *api, const char *text, size_t len);
 
 /** A new id of EKV_ID_LEN characters of [a-z0-9] (NUL-terminated in @out). */
 void ekv_api_new_id(struct ekv_api *api, char out[EKV_ID_LEN + 1]);
@@ -289,13 +261,6 @@ void ekv_fmt_store_time(long long t, char out[20]);
 void ekv_fmt_rfc3339(long long t, char out[21]);
 /** IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" for @t. @out holds 32 bytes. */
 void ekv_fmt_http_date(long long t, char out[32]);
-
-/**
- * A Redis key "<ns><kind><middle><sep><tail>", e.g. ("i:{", sid, "}:", key) for an item. A
- * new NUL-terminated string (ekv_free()), its length in *@len.
- */
-char *ekv_api_rkey(const struct ekv_api *api, const char *kind, const char *mid, size_t midlen,
-                   const char *sep, const char *tail, size_t taillen, size_t *len);
 
 /* ---------------------------------------------------------------- read.c: cached reads */
 

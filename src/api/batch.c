@@ -1,6 +1,6 @@
 /* batch.c - PUT /resources/stores/kv/{id}/batch: NDJSON lines, each validated like a single
- * put (key rules, base64 value, metadata, time_to_live_sec); valid lines are applied with the
- * item_put script, pipelined (a bounded window in flight), even when other lines fail. */
+ * put (key rules, base64 value, metadata, time_to_live_sec); valid lines are applied as keyspace
+ * item writes, pipelined (a bounded window in flight), even when other lines fail. */
 #include "config.h"
 
 #include <stdio.h>
@@ -8,18 +8,17 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/base64.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
-#include "edgekv/origin.h"
+#include "edgekv/keyspace.h"
 
 #include "api_int.h"
 
-#define WINDOW 32 /* script runs in flight per batch: bounds the decoded values held at once */
+#define WINDOW 32 /* writes in flight per batch: bounds the decoded values held at once */
 
 void ekv_batch_item_clear(struct ekv_batch_item *item)
 {
@@ -123,8 +122,9 @@ struct batch {
     unsigned inflight;
     json_t *errors;
     bool store_missing;
-    int origin_status; /* first origin failure, EKV_OK if none */
-    bool origin_error; /* a Redis error reply (502) */
+    enum ekv_ks_outcome unreachable; /* the first EKV_KS_ORIGIN_DOWN/_TIMEOUT, else EKV_KS_OK */
+    bool origin_error;               /* a Redis error reply (502) */
+    bool protocol;                   /* a malformed answer (502) */
     bool done;
 };
 
@@ -145,13 +145,14 @@ static void finish(struct batch *b)
     struct ekv_http_req *req = b->req;
 
     b->done = true;
-    if (b->origin_status != EKV_OK) {
-        ekv_http_add_header(req, "Retry-After", "1");
-        ekv_http_respond_problem(req, 503, "the origin is unavailable");
-    } else if (b->origin_error) {
-        ekv_http_respond_problem(req, 502, "the origin answered with an error");
+    if (b->unreachable != EKV_KS_OK) {
+        ekv_api_respond_oc(b->api, req, b->unreachable);
+    } else if (b->origin_error) { /* each was logged as it came */
+        ekv_api_respond_oc(b->api, req, EKV_KS_ORIGIN_ERROR);
+    } else if (b->protocol) {
+        ekv_api_respond_oc(b->api, req, EKV_KS_ORIGIN_PROTOCOL);
     } else if (b->store_missing) {
-        ekv_http_respond_problem(req, 404, "store not found");
+        ekv_api_respond_oc(b->api, req, EKV_KS_NO_STORE);
     } else if (json_array_size(b->errors) == 0) {
         ekv_api_respond_json(
             req, 200, json_pack("{s:s, s:s, s:[]}", "type", "", "title", "success", "errors"));
@@ -169,20 +170,25 @@ static void finish(struct batch *b)
     ekv_free(b);
 }
 
-/* Records an origin answer; returns the script's code (0 on failure). */
-static long long note(struct batch *b, int status, const struct redisReply *r)
+/* Records an origin fault of @res (true if it was one). */
+static bool note(struct batch *b, const struct ekv_ks_result *res)
 {
-    if (status != EKV_OK || r == NULL) {
-        if (b->origin_status == EKV_OK)
-            b->origin_status = status != EKV_OK ? status : EKV_ECLOSED;
-        return 0;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        ekv_api_log_origin_error(b->api, r);
+    switch (res->outcome) {
+    case EKV_KS_ORIGIN_DOWN:
+    case EKV_KS_ORIGIN_TIMEOUT:
+        if (b->unreachable == EKV_KS_OK)
+            b->unreachable = res->outcome;
+        return true;
+    case EKV_KS_ORIGIN_ERROR:
+        ekv_api_log_origin_error(b->api, res->error, res->error_len);
         b->origin_error = true;
-        return 0;
+        return true;
+    case EKV_KS_ORIGIN_PROTOCOL:
+        b->protocol = true;
+        return true;
+    default:
+        return false;
     }
-    return r->type == REDIS_REPLY_INTEGER ? r->integer : ekv_reply_int(r, 0, 0);
 }
 
 static void pump(struct batch *b);
@@ -194,29 +200,31 @@ struct line_op {
     size_t key_len;
 };
 
-static void on_put(int status, const struct redisReply *r, void *arg)
+static void on_put(const struct ekv_ks_result *res, const struct ekv_ks_written *w, void *arg)
 {
     struct line_op *lo = arg;
     struct batch *b = lo->b;
-    long long code = note(b, status, r);
 
     /* whatever the outcome: read-your-writes at this POP */
     ekv_api_invalidate_item(b->api, b->sid, b->sid_len, lo->key, lo->key_len);
-    if (code == 404)
-        b->store_missing = true;
-    else if (code != 200 && code != 0)
-        add_error(b, lo->key, lo->index, code == 413 ? "413" : "400", "rejected by the origin");
+    if (!note(b, res)) {
+        if (res->outcome == EKV_KS_NO_STORE)
+            b->store_missing = true;
+        else if (res->outcome != EKV_KS_OK)
+            add_error(b, lo->key, lo->index, res->outcome == EKV_KS_TOO_LARGE ? "413" : "400",
+                      "rejected by the origin");
+    }
     ekv_free(lo->key);
     ekv_free(lo);
     b->inflight--;
     pump(b);
 }
 
-static void on_exists(int status, const struct redisReply *r, void *arg)
+static void on_exists(const struct ekv_ks_result *res, void *arg)
 {
     struct batch *b = arg;
 
-    if (note(b, status, r) == 0 && b->origin_status == EKV_OK && !b->origin_error)
+    if (!note(b, res) && res->outcome == EKV_KS_NO_STORE)
         b->store_missing = true;
     b->inflight--;
     pump(b);
@@ -226,34 +234,22 @@ static void send_put(struct batch *b, struct ekv_batch_item *it, size_t index)
 {
     struct ekv_api *api = b->api;
     struct line_op *lo = ekv_calloc(1, sizeof(*lo));
-    char ttl[32], max[32], *keys[3];
-    size_t klen[3];
-    const char *argv[10];
-    size_t argvlen[10];
+    struct ekv_ks_put put = {
+        .value = it->value,
+        .value_len = it->value_len,
+        .meta = it->meta,
+        .meta_len = it->meta_len,
+        .ttl_ms = it->ttl_sec * 1000,
+        .mode = EKV_KS_PUT_SET,
+        .value_max = api->conf->value_max_bytes,
+    };
 
     lo->b = b;
     lo->index = index;
     lo->key = ekv_strndup(it->key, it->key_len);
     lo->key_len = it->key_len;
-    keys[0] = ekv_api_rkey(api, "i:{", b->sid, b->sid_len, "}:", it->key, it->key_len, &klen[0]);
-    keys[1] = ekv_api_rkey(api, "x:{", b->sid, b->sid_len, "}", NULL, 0, &klen[1]);
-    keys[2] = ekv_api_rkey(api, "g:{", b->sid, b->sid_len, "}", NULL, 0, &klen[2]);
-    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)it->ttl_sec * 1000);
-    snprintf(max, sizeof(max), "%llu", (unsigned long long)api->conf->value_max_bytes);
-    for (int i = 0; i < 3; i++)
-        argv[i] = keys[i], argvlen[i] = klen[i];
-    argv[3] = it->key, argvlen[3] = it->key_len;
-    argv[4] = it->value, argvlen[4] = it->value_len;
-    argv[5] = it->meta != NULL ? it->meta : "", argvlen[5] = it->meta_len;
-    argv[6] = ttl, argvlen[6] = strlen(ttl);
-    argv[7] = "set", argvlen[7] = 3;
-    argv[8] = "", argvlen[8] = 0;
-    argv[9] = max, argvlen[9] = strlen(max);
     b->inflight++;
-    ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_ITEM_PUT], on_put, lo, 3, 10, argv,
-                    argvlen);
-    for (int i = 0; i < 3; i++)
-        ekv_free(keys[i]);
+    ekv_keyspace_item_put(api->ks, b->sid, b->sid_len, it->key, it->key_len, &put, on_put, lo);
 }
 
 /* Reads lines and sends their writes while the window has room; answers once all is done.
@@ -261,7 +257,7 @@ static void send_put(struct batch *b, struct ekv_batch_item *it, size_t index)
  * synchronous). */
 static void pump(struct batch *b)
 {
-    while (b->p < b->end && b->inflight < WINDOW && b->origin_status == EKV_OK) {
+    while (b->p < b->end && b->inflight < WINDOW && b->unreachable == EKV_KS_OK) {
         const char *nl = memchr(b->p, '\n', (size_t)(b->end - b->p));
         const char *stop = nl != NULL ? nl : b->end, *s = b->p;
         size_t index = b->line++;
@@ -285,7 +281,7 @@ static void pump(struct batch *b)
         send_put(b, &it, index);
         ekv_batch_item_clear(&it);
     }
-    if (!b->done && b->inflight == 0 && (b->p >= b->end || b->origin_status != EKV_OK))
+    if (!b->done && b->inflight == 0 && (b->p >= b->end || b->unreachable != EKV_KS_OK))
         finish(b);
 }
 
@@ -294,7 +290,7 @@ bool ekv_batch_check(struct ekv_api *api, struct ekv_http_req *req,
 {
     if (ekv_id_valid(cap[0].p, cap[0].len))
         return true;
-    ekv_http_respond_problem(req, 404, "store not found");
+    ekv_api_respond_oc(api, req, EKV_KS_NO_STORE);
     return false;
 }
 
@@ -304,8 +300,6 @@ void ekv_batch_handle(struct ekv_api *api, struct ekv_http_req *req,
     struct evbuffer *body = ekv_http_req_body(req);
     size_t len = evbuffer_get_length(body);
     struct batch *b;
-    char *gen;
-    size_t genlen;
 
     if (!ekv_batch_check(api, req, cap))
         return;
@@ -318,13 +312,7 @@ void ekv_batch_handle(struct ekv_api *api, struct ekv_http_req *req,
     b->end = b->p + len;
     b->errors = json_array();
     /* the store must exist even when no line is valid (pipelined ahead of the writes) */
-    gen = ekv_api_rkey(api, "g:{", b->sid, b->sid_len, "}", NULL, 0, &genlen);
-    {
-        const char *argv[2] = {"EXISTS", gen};
-        size_t argvlen[2] = {6, genlen};
-        b->inflight++;
-        ekv_origin_cmd(api->origin, on_exists, b, 2, argv, argvlen);
-    }
-    ekv_free(gen);
+    b->inflight++;
+    ekv_keyspace_store_check(api->ks, b->sid, b->sid_len, on_exists, b);
     pump(b);
 }

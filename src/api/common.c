@@ -1,5 +1,5 @@
-/* common.c - what every handler shares: JSON answers, mapping origin failures to 502/503,
- * reading script replies, Redis key names, random ids and timestamp formats. */
+/* common.c - what every handler shares: JSON answers, the one table that maps keyspace outcomes
+ * to HTTP answers, random ids and timestamp formats. */
 #include "config.h"
 
 #include <stdio.h>
@@ -9,10 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
-#include "edgekv/alloc.h"
 #include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
@@ -41,15 +39,51 @@ void ekv_api_respond_empty(struct ekv_http_req *req, int status)
     ekv_http_respond(req, status, NULL);
 }
 
-void ekv_api_log_origin_error(struct ekv_api *api, const struct redisReply *reply)
+/* ---------------------------------------------------------------- outcomes */
+
+/* The HTTP answer of each keyspace outcome: the one place where a domain outcome becomes a status
+ * and a problem detail (API.md). NULL detail: no body (412, as Fastly). */
+static const struct answer {
+    int status;
+    const char *detail;
+} answers[EKV_KS_OUTCOME_COUNT] = {
+    [EKV_KS_OK] = {200, NULL},
+    [EKV_KS_NO_STORE] = {404, "store not found"},
+    [EKV_KS_NO_KEY] = {404, "key not found"},
+    [EKV_KS_NO_NAME] = {404, "no store or resource link of that name"},
+    [EKV_KS_NO_LINK] = {404, "resource link not found"},
+    [EKV_KS_NO_TARGET] = {400, "resource_id does not name a KV store"},
+    [EKV_KS_PRECONDITION_FAILED] = {412, NULL},
+    [EKV_KS_TOO_LARGE] = {413, "the resulting value would exceed value-max-bytes"},
+    [EKV_KS_NAME_TAKEN] = {409, "a store with this name already exists"},
+    [EKV_KS_LINK_NAME_TAKEN] = {409, "a resource link with this name already exists"},
+    [EKV_KS_LIMIT] = {400, "the store limit (max-stores) has been reached"},
+    [EKV_KS_NOT_EMPTY] = {409, "the store still holds keys"},
+    [EKV_KS_ID_TAKEN] = {500, "could not allocate a store id"},
+    [EKV_KS_ORIGIN_DOWN] = {503, "the origin is unavailable"},
+    [EKV_KS_ORIGIN_TIMEOUT] = {503, "the origin did not answer in time"},
+    [EKV_KS_ORIGIN_ERROR] = {502, "the origin answered with an error"},
+    [EKV_KS_ORIGIN_PROTOCOL] = {502, "unexpected answer from the origin"},
+};
+
+int ekv_api_outcome_status(enum ekv_ks_outcome outcome)
+{
+    return outcome < EKV_KS_OUTCOME_COUNT ? answers[outcome].status : 500;
+}
+
+const char *ekv_api_outcome_detail(enum ekv_ks_outcome outcome)
+{
+    return outcome < EKV_KS_OUTCOME_COUNT ? answers[outcome].detail : "internal error";
+}
+
+void ekv_api_log_origin_error(struct ekv_api *api, const char *text, size_t len)
 {
     uint64_t now = ekv_mono_ms();
 
     /* a script or ACL problem repeats on every request: say it once in a while */
     if (api->err_log_ms == 0 || now - api->err_log_ms >= ERR_LOG_EVERY_MS) {
         ekv_log(EKV_LOG_ERROR, "origin error reply: %.*s (%u more since the last report)",
-                (int)EKV_MIN(reply->len, (size_t)300), reply->str != NULL ? reply->str : "",
-                api->err_suppressed);
+                (int)EKV_MIN(len, (size_t)300), text != NULL ? text : "", api->err_suppressed);
         api->err_log_ms = now;
         api->err_suppressed = 0;
     } else {
@@ -57,56 +91,34 @@ void ekv_api_log_origin_error(struct ekv_api *api, const struct redisReply *repl
     }
 }
 
-bool ekv_api_origin_ok(struct ekv_api *api, struct ekv_http_req *req, int status,
-                       const struct redisReply *reply)
+void ekv_api_respond_outcome(struct ekv_api *api, struct ekv_http_req *req,
+                             const struct ekv_ks_result *res)
 {
-    if (status == EKV_OK && reply != NULL && reply->type != REDIS_REPLY_ERROR)
-        return true;
-    if (status == EKV_OK && reply != NULL) {
-        ekv_api_log_origin_error(api, reply);
-        ekv_http_respond_problem(req, 502, "the origin answered with an error");
-        return false;
+    enum ekv_ks_outcome oc = res->outcome;
+    int status = ekv_api_outcome_status(oc);
+    const char *detail = ekv_api_outcome_detail(oc);
+    char buf[64];
+
+    if (oc == EKV_KS_ORIGIN_ERROR && res->error != NULL)
+        ekv_api_log_origin_error(api, res->error, res->error_len);
+    if (oc == EKV_KS_ORIGIN_PROTOCOL && res->malformed != NULL) {
+        snprintf(buf, sizeof(buf), "the origin holds a malformed %s", res->malformed);
+        detail = buf;
     }
-    ekv_http_add_header(req, "Retry-After", "1");
-    ekv_http_respond_problem(req, 503,
-                             status == EKV_ETIMEDOUT ? "the origin did not answer in time"
-                                                     : "the origin is unavailable");
-    return false;
+    if (status == 503)
+        ekv_http_add_header(req, "Retry-After", "1");
+    if (detail == NULL)
+        ekv_http_respond(req, status, NULL);
+    else
+        ekv_http_respond_problem(req, status, detail);
 }
 
-long long ekv_reply_int(const struct redisReply *r, size_t i, long long dflt)
+void ekv_api_respond_oc(struct ekv_api *api, struct ekv_http_req *req,
+                        enum ekv_ks_outcome outcome)
 {
-    const redisReply *e;
-    uint64_t v;
+    const struct ekv_ks_result res = {.outcome = outcome};
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
-        return dflt;
-    e = r->element[i];
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    if (e->type == REDIS_REPLY_STRING) {
-        if (e->len > 0 && e->str[0] == '-') {
-            if (ekv_parse_u64(e->str + 1, e->len - 1, &v) == EKV_OK && v <= INT64_MAX)
-                return -(long long)v;
-        } else if (ekv_parse_u64(e->str, e->len, &v) == EKV_OK && v <= INT64_MAX) {
-            return (long long)v;
-        }
-    }
-    return dflt;
-}
-
-const char *ekv_reply_str(const struct redisReply *r, size_t i, size_t *len)
-{
-    const redisReply *e;
-
-    *len = 0;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
-        return NULL;
-    e = r->element[i];
-    if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS)
-        return NULL;
-    *len = e->len;
-    return e->str;
+    ekv_api_respond_outcome(api, req, &res);
 }
 
 /* ---------------------------------------------------------------- ids */
@@ -240,32 +252,4 @@ void ekv_fmt_http_date(long long t, char out[32])
     out[22] = ':';
     two(out + 23, (unsigned)(secs % 60));
     memcpy(out + 25, " GMT", 5); /* with the NUL */
-}
-
-/* ---------------------------------------------------------------- Redis keys */
-
-char *ekv_api_rkey(const struct ekv_api *api, const char *kind, const char *mid, size_t midlen,
-                   const char *sep, const char *tail, size_t taillen, size_t *len)
-{
-    const char *ns = api->conf->ns != NULL ? api->conf->ns : "";
-    size_t nl = strlen(ns), kl = strlen(kind), sl = sep != NULL ? strlen(sep) : 0;
-    size_t n = nl + kl + midlen + sl + taillen;
-    char *k = ekv_malloc(n + 1), *p = k;
-
-    memcpy(p, ns, nl);
-    p += nl;
-    memcpy(p, kind, kl);
-    p += kl;
-    if (midlen > 0)
-        memcpy(p, mid, midlen);
-    p += midlen;
-    if (sl > 0)
-        memcpy(p, sep, sl);
-    p += sl;
-    if (taillen > 0)
-        memcpy(p, tail, taillen);
-    p += taillen;
-    *p = '\0';
-    *len = n;
-    return k;
 }

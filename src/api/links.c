@@ -1,19 +1,19 @@
 /* links.c - resource links (service <-> store) and the service version endpoints the Fastly CLI
- * reads before it manages links. Links of a service live in <ns>links:<service>:
- * 'l:<link id>' -> the link as JSON, 'n:<name>' -> link id (names are unique per service). */
+ * reads before it manages links. Link names are unique per service; each change is one keyspace
+ * operation. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/http.h"
-#include "edgekv/origin.h"
+#include "edgekv/keyspace.h"
 #include "edgekv/text.h"
 
 #include "api_int.h"
@@ -110,21 +110,15 @@ void ekv_service_details(struct ekv_api *api, struct ekv_http_req *req,
 
 /* ---------------------------------------------------------------- links */
 
-/* The API's view of a stored link (JSON text @j of @len bytes): NULL if malformed. */
-static json_t *link_json(const struct link_op *op, const char *j, size_t len)
+/* The API's view of the link @l: NULL if it cannot be shown (not UTF-8). */
+static json_t *link_json(const struct link_op *op, const struct ekv_ks_link *l)
 {
-    json_t *s = json_loadb(j, len, 0, NULL), *out = NULL;
-    const char *id, *name, *rid, *created, *updated;
-
-    if (s != NULL &&
-        json_unpack(s, "{s:s, s:s, s:s, s:s, s:s}", "id", &id, "name", &name, "resource_id", &rid,
-                    "created_at", &created, "updated_at", &updated) == 0)
-        out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:n, s:n}", "id", id, "name",
-                        name, "service_id", op->service, "version", (json_int_t)op->version,
-                        "resource_id", rid, "resource_type", "kv-store", "created_at", created,
-                        "updated_at", updated, "deleted_at", "href");
-    json_decref(s);
-    return out;
+    return json_pack("{s:s%, s:s%, s:s, s:I, s:s%, s:s, s:s%, s:s%, s:n, s:n}", "id", l->id.p,
+                     l->id.len, "name", l->name.p, l->name.len, "service_id", op->service,
+                     "version", (json_int_t)op->version, "resource_id", l->resource_id.p,
+                     l->resource_id.len, "resource_type", "kv-store", "created_at",
+                     l->created_at.p, l->created_at.len, "updated_at", l->updated_at.p,
+                     l->updated_at.len, "deleted_at", "href");
 }
 
 static struct link_op *op_new(struct ekv_api *api, struct ekv_http_req *req,
@@ -139,11 +133,6 @@ static struct link_op *op_new(struct ekv_api *api, struct ekv_http_req *req,
         return NULL;
     }
     return op;
-}
-
-static char *links_key(const struct link_op *op, size_t *len)
-{
-    return ekv_api_rkey(op->api, "links:", op->service, strlen(op->service), NULL, NULL, 0, len);
 }
 
 /* A form (name=..&resource_id=..) or JSON body field; EKV_OK, EKV_ENOTFOUND or EKV_EINVAL. */
@@ -200,22 +189,21 @@ static int name_field(struct ekv_http_req *req, char name[EKV_NAME_MAX + 1])
     return EKV_OK;
 }
 
-static void on_list(int status, const struct redisReply *r, void *arg)
+static void on_list(const struct ekv_ks_result *res, const struct ekv_ks_link *links,
+                    size_t count, void *arg)
 {
     struct link_op *op = arg;
     json_t *arr;
 
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
+    if (res->outcome != EKV_KS_OK) {
+        ekv_api_respond_outcome(op->api, op->req, res);
         goto out;
+    }
     arr = json_array();
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        size_t flen, vlen;
-        const char *f = ekv_reply_str(r, i, &flen), *v = ekv_reply_str(r, i + 1, &vlen);
-        json_t *o;
+    for (size_t i = 0; i < count; i++) {
+        json_t *o = link_json(op, &links[i]);
 
-        if (f == NULL || v == NULL || flen < 2 || memcmp(f, "l:", 2) != 0)
-            continue;
-        if ((o = link_json(op, v, vlen)) != NULL)
+        if (o != NULL)
             json_array_append_new(arr, o);
     }
     ekv_api_respond_json(op->req, 200, arr);
@@ -223,61 +211,39 @@ out:
     ekv_free(op);
 }
 
-/* Answers a script reply {200, json} | {404} | {409}. */
-static void on_change(int status, const struct redisReply *r, void *arg)
+/* Answers a link read or change: the link, or {"status": "ok"} after a delete. */
+static void answer_link(struct link_op *op, const struct ekv_ks_result *res,
+                        const struct ekv_ks_link *l)
 {
-    struct link_op *op = arg;
-    size_t len;
-    const char *j;
+    const struct ekv_ks_result bad = {.outcome = EKV_KS_ORIGIN_PROTOCOL, .malformed = "link"};
     json_t *o;
 
-    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
-        goto out;
-    switch (ekv_reply_int(r, 0, 0)) {
-    case 200:
-        j = ekv_reply_str(r, 1, &len);
-        if (j == NULL) {
-            ekv_api_respond_json(op->req, 200, json_pack("{s:s}", "status", "ok"));
-        } else if ((o = link_json(op, j, len)) != NULL) {
-            ekv_api_respond_json(op->req, 200, o);
-        } else {
-            ekv_http_respond_problem(op->req, 502, "the origin holds a malformed link");
-        }
-        break;
-    case 404:
-        ekv_http_respond_problem(op->req, 404, "resource link not found");
-        break;
-    case 409:
-        ekv_http_respond_problem(op->req, 409, "a resource link with this name already exists");
-        break;
-    default:
-        ekv_http_respond_problem(op->req, 502, "unexpected answer from the origin");
-    }
-out:
+    if (res->outcome != EKV_KS_OK)
+        ekv_api_respond_outcome(op->api, op->req, res);
+    else if (l == NULL)
+        ekv_api_respond_json(op->req, 200, json_pack("{s:s}", "status", "ok"));
+    else if ((o = link_json(op, l)) != NULL)
+        ekv_api_respond_json(op->req, 200, o);
+    else
+        ekv_api_respond_outcome(op->api, op->req, &bad);
     ekv_free(op);
 }
 
-static void on_create(int status, const struct redisReply *r, void *arg)
+static void on_change(const struct ekv_ks_result *res, const struct ekv_ks_link *l, void *arg)
 {
     struct link_op *op = arg;
 
-    if (status == EKV_OK && r != NULL && ekv_reply_int(r, 0, 0) == 404) {
-        ekv_http_respond_problem(op->req, 400, "resource_id does not name a KV store");
-        ekv_free(op);
-        return;
-    }
-    on_change(status, r, arg);
+    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
+    answer_link(op, res, l);
 }
 
 static void create(struct link_op *op)
 {
     struct ekv_api *api = op->api;
     char name[EKV_NAME_MAX + 1], rid[EKV_ID_MAX + 1], lid[EKV_ID_LEN + 1], now[21], ver[24];
-    char *keys[2];
-    size_t rlen = 0, klen[2];
-    const char *argv[7];
-    size_t argvlen[7];
+    struct ekv_ks_link_new l = {.id = lid, .name = name, .resource_id = rid, .version = ver,
+                                .now = now};
+    size_t rlen = 0;
     int rc;
 
     if (name_field(op->req, name) != EKV_OK)
@@ -287,22 +253,11 @@ static void create(struct link_op *op)
         ekv_http_respond_problem(op->req, 400, "resource_id is required");
         goto fail;
     }
+    rid[rlen] = '\0';
     ekv_api_new_id(api, lid);
     ekv_fmt_rfc3339((long long)time(NULL), now);
     snprintf(ver, sizeof(ver), "%llu", (unsigned long long)op->version);
-    keys[0] = links_key(op, &klen[0]);
-    keys[1] = ekv_api_rkey(api, "s:", rid, rlen, NULL, NULL, 0, &klen[1]);
-    argv[0] = keys[0], argvlen[0] = klen[0];
-    argv[1] = keys[1], argvlen[1] = klen[1];
-    argv[2] = lid, argvlen[2] = EKV_ID_LEN;
-    argv[3] = name, argvlen[3] = strlen(name);
-    argv[4] = rid, argvlen[4] = rlen;
-    argv[5] = ver, argvlen[5] = strlen(ver);
-    argv[6] = now, argvlen[6] = strlen(now);
-    ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_LINK_CREATE], on_create, op, 2, 7, argv,
-                    argvlen);
-    ekv_free(keys[0]);
-    ekv_free(keys[1]);
+    ekv_keyspace_link_create(api->ks, op->service, &l, on_change, op);
     return;
 fail:
     ekv_free(op);
@@ -312,40 +267,18 @@ void ekv_links_collection(struct ekv_api *api, struct ekv_http_req *req,
                           const struct ekv_route_capture *cap)
 {
     struct link_op *op = op_new(api, req, cap);
-    size_t klen;
-    char *key;
 
     if (op == NULL)
         return;
-    if (ekv_http_req_method(req) == EKV_HTTP_POST) {
+    if (ekv_http_req_method(req) == EKV_HTTP_POST)
         create(op);
-        return;
-    }
-    key = links_key(op, &klen);
-    {
-        const char *argv[2] = {"HGETALL", key};
-        size_t argvlen[2] = {7, klen};
-        ekv_origin_cmd(api->origin, on_list, op, 2, argv, argvlen);
-    }
-    ekv_free(key);
+    else
+        ekv_keyspace_link_list(api->ks, op->service, on_list, op);
 }
 
-static void on_get(int status, const struct redisReply *r, void *arg)
+static void on_get(const struct ekv_ks_result *res, const struct ekv_ks_link *l, void *arg)
 {
-    struct link_op *op = arg;
-    json_t *o;
-
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
-        goto out;
-    if (r->type != REDIS_REPLY_STRING) {
-        ekv_http_respond_problem(op->req, 404, "resource link not found");
-    } else if ((o = link_json(op, r->str, r->len)) != NULL) {
-        ekv_api_respond_json(op->req, 200, o);
-    } else {
-        ekv_http_respond_problem(op->req, 502, "the origin holds a malformed link");
-    }
-out:
-    ekv_free(op);
+    answer_link(arg, res, l);
 }
 
 void ekv_links_one(struct ekv_api *api, struct ekv_http_req *req,
@@ -353,37 +286,23 @@ void ekv_links_one(struct ekv_api *api, struct ekv_http_req *req,
 {
     enum ekv_http_method m = ekv_http_req_method(req);
     struct link_op *op;
-    char *key, field[2 + EKV_ID_MAX], name[EKV_NAME_MAX + 1], now[21];
-    size_t klen;
+    char name[EKV_NAME_MAX + 1], now[21];
 
     if (!ekv_id_valid(cap[2].p, cap[2].len)) {
-        ekv_http_respond_problem(req, 404, "resource link not found");
+        ekv_api_respond_oc(api, req, EKV_KS_NO_LINK);
         return;
     }
     if ((op = op_new(api, req, cap)) == NULL)
         return;
-    key = links_key(op, &klen);
-    field[0] = 'l';
-    field[1] = ':';
-    memcpy(field + 2, cap[2].p, cap[2].len);
     if (m == EKV_HTTP_GET) {
-        const char *argv[3] = {"HGET", key, field};
-        size_t argvlen[3] = {4, klen, 2 + cap[2].len};
-        ekv_origin_cmd(api->origin, on_get, op, 3, argv, argvlen);
+        ekv_keyspace_link_get(api->ks, op->service, cap[2].p, cap[2].len, on_get, op);
     } else if (m == EKV_HTTP_DELETE) {
-        const char *argv[2] = {key, cap[2].p};
-        size_t argvlen[2] = {klen, cap[2].len};
-        ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_LINK_DELETE], on_change, op, 1, 2, argv,
-                        argvlen);
+        ekv_keyspace_link_delete(api->ks, op->service, cap[2].p, cap[2].len, on_change, op);
     } else if (name_field(req, name) != EKV_OK) {
         ekv_free(op);
     } else {
-        const char *argv[4] = {key, cap[2].p, name, now};
-        size_t argvlen[4] = {klen, cap[2].len, strlen(name), 0};
         ekv_fmt_rfc3339((long long)time(NULL), now);
-        argvlen[3] = strlen(now);
-        ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_LINK_UPDATE], on_change, op, 1, 4, argv,
-                        argvlen);
+        ekv_keyspace_link_update(api->ks, op->service, cap[2].p, cap[2].len, name, now, on_change,
+                                 op);
     }
-    ekv_free(key);
 }

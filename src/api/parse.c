@@ -344,7 +344,10 @@ int ekv_item_req_parse(struct ekv_item_req *ir, struct ekv_http_req *req,
             *why = "add, append and prepend exclude each other";
             return 400;
         }
-        ir->mode = add ? EKV_PUT_ADD : app ? EKV_PUT_APPEND : pre ? EKV_PUT_PREPEND : EKV_PUT_SET;
+        ir->mode = add   ? EKV_KS_PUT_ADD
+                   : app ? EKV_KS_PUT_APPEND
+                   : pre ? EKV_KS_PUT_PREPEND
+                         : EKV_KS_PUT_SET;
         v = ekv_http_req_header(req, "time_to_live_sec", &len);
         if (v != NULL && ekv_parse_ttl(v, len, &ir->ttl_sec) != EKV_OK) {
             *why = "time_to_live_sec must be a positive decimal integer";

@@ -10,11 +10,11 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <hiredis/hiredis.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/cache.h"
@@ -23,13 +23,13 @@
 #include "edgekv/fill.h"
 #include "edgekv/http.h"
 #include "edgekv/inval.h"
+#include "edgekv/keyspace.h"
 #include "edgekv/metrics.h"
-#include "edgekv/origin.h"
 #include "edgekv/text.h"
 
 #include "api_int.h"
 
-#define CKEY_MAX (EKV_ID_MAX + 3 + EKV_KEY_MAX)
+#define CKEY_MAX (EKV_ID_MAX + EKV_KS_CACHE_KEY_OVERHEAD + EKV_KEY_MAX)
 
 enum how {
     DIRECT, /* no cache involved: answer from the origin's reply */
@@ -48,7 +48,7 @@ struct reader {
     struct ekv_cache_fill *fill;
     uint64_t sent_ms;          /* when the origin read was sent: TTLs count from here */
     struct ekv_cache_entry *result; /* a joined reader's answer (a reference), or NULL */
-    int fail;                  /* a joined reader's failure status (503, 502) */
+    enum ekv_ks_outcome fail;  /* a joined reader's failure (an origin fault) */
     bool stale;
     size_t ckey_len;
     char ckey[CKEY_MAX]; /* allocated to its length: keep it last */
@@ -97,8 +97,9 @@ static void respond_entry(struct ekv_http_req *req, const char *inm, size_t inm_
     ekv_http_add_header_n(req, "Cache-Status", 12, cs, strlen(cs));
     if (ekv_cache_entry_negative(e)) {
         ekv_http_respond_problem(req, 404,
-                                 mlen == 5 && memcmp(meta, "store", 5) == 0 ? "store not found"
-                                                                             : "key not found");
+                                 ekv_api_outcome_detail(mlen == 5 && memcmp(meta, "store", 5) == 0
+                                                            ? EKV_KS_NO_STORE
+                                                            : EKV_KS_NO_KEY));
         return;
     }
     add_u64(req, "Generation", 10, gen);
@@ -172,11 +173,6 @@ static bool stale_allowed(struct ekv_api *api, uint64_t now, bool failing_now)
 
 /* ---------------------------------------------------------------- origin reads */
 
-/* The read pipeline's replies (read_origin()): PTTL, HMGET's fields. */
-enum { R_PTTL, R_FIELDS, R_COUNT };
-/* HMGET's fields, in the order asked */
-enum { F_VALUE, F_META, F_GEN, F_MODIFIED, F_COUNT };
-
 /* A 404 entry: of the store (@no_store) or of the key. */
 static struct ekv_cache_entry *negative_entry(const struct reader *rd, bool no_store)
 {
@@ -190,50 +186,26 @@ static struct ekv_cache_entry *negative_entry(const struct reader *rd, bool no_s
     return ekv_cache_entry_new(rd->ckey, rd->ckey_len, &it);
 }
 
-/* Whether the read pipeline's reply @r (no error in it) is well formed; *@found: it holds an
- * item (a generation). */
-static bool reply_ok(const struct redisReply *r, bool *found)
-{
-    const struct redisReply *f;
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != R_COUNT ||
-        r->element[R_PTTL]->type != REDIS_REPLY_INTEGER)
-        return false;
-    f = r->element[R_FIELDS];
-    if (f->type != REDIS_REPLY_ARRAY || f->elements != F_COUNT)
-        return false;
-    *found = f->element[F_GEN]->type != REDIS_REPLY_NIL;
-    return true;
-}
-
-/* The entry of the item in the read pipeline's reply @r (reply_ok(), found), or NULL if it is
- * malformed. */
-static struct ekv_cache_entry *entry_from_reply(struct reader *rd, const struct redisReply *r)
+/* The entry of the item @item as read, or NULL if the entry format cannot hold it. */
+static struct ekv_cache_entry *entry_from_item(struct reader *rd, const struct ekv_ks_item *item)
 {
     const struct ekv_conf *conf = rd->api->conf;
     struct ekv_cache_item it = {.fetched_ms = rd->sent_ms};
-    const struct redisReply *f = r->element[R_FIELDS], *pttl = r->element[R_PTTL];
-    long long gen = ekv_reply_int(f, F_GEN, -1);
     uint64_t ttl = conf->cache_max_ttl_ms;
 
-    if (gen < 0)
-        return NULL;
-    /* a missing value or metadata field reads as empty (a foreign writer's item) */
-    it.value = ekv_reply_str(f, F_VALUE, &it.value_len);
-    if (it.value == NULL)
-        it.value = "";
-    it.meta = ekv_reply_str(f, F_META, &it.meta_len);
-    if (it.meta == NULL)
-        it.meta = "";
+    it.value = item->value.p;
+    it.value_len = item->value.len;
+    it.meta = item->meta.p;
+    it.meta_len = item->meta.len;
     if (ekv_meta_check(it.meta, it.meta_len) != NULL)
         it.meta_len = 0; /* not a valid header value (a foreign writer): served empty */
-    it.generation = (uint64_t)gen;
-    it.last_modified_ms = ekv_reply_int(f, F_MODIFIED, 0);
-    if (pttl->integer >= 0) {
+    it.generation = item->generation;
+    it.last_modified_ms = item->last_modified_ms;
+    if (item->ttl_ms >= 0) {
         /* the remaining TTL was read after the request was sent: count from the send */
-        it.item_expires_ms = rd->sent_ms + (uint64_t)pttl->integer;
-        ttl = EKV_MIN(ttl, (uint64_t)pttl->integer);
-    } else if (pttl->integer != -1) {
+        it.item_expires_ms = rd->sent_ms + (uint64_t)item->ttl_ms;
+        ttl = EKV_MIN(ttl, (uint64_t)item->ttl_ms);
+    } else if (item->ttl_ms != -1) {
         /* no key at PTTL, an item at HMGET: written in between (its invalidation follows).
          * Answered as read, and expired from the start: never stored, never served stale */
         it.item_expires_ms = rd->sent_ms;
@@ -265,18 +237,20 @@ static void answer_joined(void *arg)
         else
             snprintf(cs, sizeof(cs), "edgekv; fwd=uri-miss; collapsed");
         respond_entry(rd->req, rd->inm, rd->inm_len, rd->result, cs, now);
-    } else if (rd->fail == 502) {
-        ekv_http_respond_problem(rd->req, 502, "the origin answered with an error");
     } else {
-        ekv_http_add_header(rd->req, "Retry-After", "1");
-        ekv_http_respond_problem(rd->req, 503, "the origin is unavailable");
+        /* the leader's answer, but for the Redis error text: the leader logged it */
+        const struct ekv_ks_result res = {
+            .outcome = rd->fail,
+            .malformed = rd->fail == EKV_KS_ORIGIN_PROTOCOL ? "item" : NULL,
+        };
+        ekv_api_respond_outcome(rd->api, rd->req, &res);
     }
     reader_free(rd);
 }
 
 /* Hands the fill's outcome to every reader that joined it, on its own worker. */
 static void answer_waiters(struct ekv_cache_waiter *w, struct ekv_cache_entry *e, bool stale,
-                           int fail)
+                           enum ekv_ks_outcome fail)
 {
     while (w != NULL) {
         struct reader *rd = (struct reader *)(void *)w;
@@ -292,11 +266,15 @@ static void answer_waiters(struct ekv_cache_waiter *w, struct ekv_cache_entry *e
     }
 }
 
-/* The end of an origin read: @e is what the origin holds (NULL: the read failed, with @fail 503
- * or 502, and @status and Redis's error @err for the log). Finishes the fill, answers its
- * waiters and the client, frees @rd. */
-static void read_done(struct reader *rd, struct ekv_cache_entry *e, int fail, int status,
-                      const struct redisReply *err)
+/* Whether @oc says the origin is unreachable (rather than answering wrongly). */
+static bool unreachable(enum ekv_ks_outcome oc)
+{
+    return oc == EKV_KS_ORIGIN_DOWN || oc == EKV_KS_ORIGIN_TIMEOUT;
+}
+
+/* The end of an origin read: @e is what the origin holds (NULL: the read failed, as @res says).
+ * Finishes the fill, answers its waiters and the client, frees @rd. */
+static void read_done(struct reader *rd, struct ekv_cache_entry *e, const struct ekv_ks_result *res)
 {
     struct ekv_api *api = rd->api;
     struct ekv_http_req *req = rd->req;
@@ -314,11 +292,11 @@ static void read_done(struct reader *rd, struct ekv_cache_entry *e, int fail, in
                                            ? e
                                            : NULL,
                                        now, &waiters, e == NULL ? &stale : NULL);
-        if (stale != NULL && !stale_allowed(api, now, fail == 503)) {
+        if (stale != NULL && !stale_allowed(api, now, unreachable(res->outcome))) {
             ekv_cache_entry_release(stale);
             stale = NULL;
         }
-        answer_waiters(waiters, e != NULL ? e : stale, e == NULL, fail);
+        answer_waiters(waiters, e != NULL ? e : stale, e == NULL, res->outcome);
     }
     if (e != NULL) {
         snprintf(cs, sizeof(cs), "edgekv; fwd=%s%s", rd->bypass ? "request" : "uri-miss",
@@ -328,103 +306,42 @@ static void read_done(struct reader *rd, struct ekv_cache_entry *e, int fail, in
         ekv_metrics_lookup(api->mw, EKV_ML_STALE);
         cache_status_hit(stale, now, true, cs, sizeof(cs));
         respond_entry(req, rd->inm, rd->inm_len, stale, cs, now);
-    } else if (fail == 503 || err != NULL) {
-        (void)ekv_api_origin_ok(api, req, status, err); /* 503 + Retry-After, or 502 (logged) */
     } else {
-        ekv_http_respond_problem(req, 502, "the origin holds a malformed item");
+        ekv_api_respond_outcome(api, req, res); /* 503 + Retry-After, or 502 (logged) */
     }
     ekv_cache_entry_release(e);
     ekv_cache_entry_release(stale);
     reader_free(rd);
 }
 
-/* Ends the read if the origin is unavailable (503) or answered with an error (502): true if it
- * did. */
-static bool origin_failed(struct reader *rd, int status, const struct redisReply *r)
-{
-    const struct redisReply *err;
-
-    if (status != EKV_OK)
-        read_done(rd, NULL, 503, status, NULL);
-    else if ((err = ekv_origin_pipeline_error(r)) != NULL)
-        read_done(rd, NULL, 502, status, err);
-    else
-        return false;
-    return true;
-}
-
-/* The answer to check_store(). */
-static void on_store(int status, const struct redisReply *r, void *arg)
+static void on_item(const struct ekv_ks_result *res, const struct ekv_ks_item *item, void *arg)
 {
     struct reader *rd = arg;
-    const struct redisReply *exists;
+    const struct ekv_ks_result bad = {.outcome = EKV_KS_ORIGIN_PROTOCOL, .malformed = "item"};
+    struct ekv_cache_entry *e;
 
-    if (origin_failed(rd, status, r))
-        return;
-    exists = r->elements == 1 ? r->element[0] : NULL;
-    read_done(rd,
-              exists != NULL && exists->type == REDIS_REPLY_INTEGER
-                  ? negative_entry(rd, exists->integer == 0)
-                  : NULL,
-              502, status, NULL);
+    switch (res->outcome) {
+    case EKV_KS_OK:
+        e = entry_from_item(rd, item);
+        read_done(rd, e, e != NULL ? res : &bad);
+        break;
+    case EKV_KS_NO_KEY:
+    case EKV_KS_NO_STORE: /* both cached as 404s */
+        e = negative_entry(rd, res->outcome == EKV_KS_NO_STORE);
+        read_done(rd, e, e != NULL ? res : &bad);
+        break;
+    default:
+        read_done(rd, NULL, res);
+    }
 }
 
-/* No such item: is there such a store? A second round trip, for 404s alone (and those are
- * cached): EXISTS <ns>g:{<sid>}. The fill stays in flight meanwhile (a write since the first
- * command poisons it as well). */
-static void check_store(struct reader *rd)
-{
-    const char *sid = rd->ckey + 1, *end = memchr(rd->ckey, '}', rd->ckey_len);
-    size_t glen;
-    char *gen = ekv_api_rkey(rd->api, "g:{", sid, (size_t)(end - sid), "}", NULL, 0, &glen);
-    const char *exists[] = {"EXISTS", gen};
-    const size_t exists_len[] = {6, glen};
-    const struct ekv_origin_argv cmd = {2, exists, exists_len};
-
-    ekv_origin_pipeline(rd->api->origin, EKV_MO_GET, on_store, rd, 1, &cmd);
-    ekv_free(gen);
-}
-
-static void on_item(int status, const struct redisReply *r, void *arg)
-{
-    struct reader *rd = arg;
-    bool found = false;
-
-    if (origin_failed(rd, status, r))
-        return;
-    if (!reply_ok(r, &found))
-        read_done(rd, NULL, 502, status, NULL);
-    else if (!found)
-        check_store(rd);
-    else
-        read_done(rd, entry_from_reply(rd, r), 502, status, NULL);
-}
-
-/* The item read, in one round trip: a pipeline of two plain commands (a script run costs Redis
- * ten times more, a MULTI/EXEC around them twice as much):
- *   PTTL <ns>i:{<sid>}:<key>; HMGET <ns>i:{<sid>}:<key> v m g t
- * Not atomic, and it need not be: a write that runs between them was sent after the fill was
- * installed, and its invalidation poisons the fill (or removes what it stored), so nothing read
- * across a write stays in the cache. What the client gets is the item as HMGET read it (value,
- * metadata and generation come from that one command). HMGET goes last: the origin copies the
- * earlier replies, and integers cost nothing to copy. No item: check_store(). Tagged EKV_MO_GET
- * for the metrics. */
+/* The item read: one keyspace read (one round trip; a second one only for a 404, to tell a
+ * missing key from a missing store). The fill was installed before it is sent. */
 static void read_origin(struct reader *rd, const char *sid, size_t sid_len, const char *key,
                         size_t key_len)
 {
-    struct ekv_api *api = rd->api;
-    size_t ilen;
-    char *item = ekv_api_rkey(api, "i:{", sid, sid_len, "}:", key, key_len, &ilen);
-    const char *hmget[] = {"HMGET", item, "v", "m", "g", "t"}, *pttl[] = {"PTTL", item};
-    const size_t hmget_len[] = {5, ilen, 1, 1, 1, 1}, pttl_len[] = {4, ilen};
-    const struct ekv_origin_argv cmds[R_COUNT] = {
-        [R_PTTL] = {2, pttl, pttl_len},
-        [R_FIELDS] = {6, hmget, hmget_len},
-    };
-
     rd->sent_ms = ekv_api_now_ms();
-    ekv_origin_pipeline(api->origin, EKV_MO_GET, on_item, rd, R_COUNT, cmds);
-    ekv_free(item);
+    ekv_keyspace_item_get(rd->api->ks, sid, sid_len, key, key_len, on_item, rd);
 }
 
 /* no-cache or consistency=strong: the client wants the origin's answer */
@@ -444,18 +361,6 @@ static bool wants_origin(struct ekv_http_req *req)
     return q != NULL && ekv_query_param(q, qlen, "consistency", EKV_QUERY_URL, val, sizeof(val),
                                         &vlen) == EKV_OK &&
            vlen == 6 && memcmp(val, "strong", 6) == 0;
-}
-
-/* "{<sid>}:<key>" into @out (CKEY_MAX bytes); returns the length. */
-static size_t cache_key(char *out, const char *sid, size_t sid_len, const char *key,
-                        size_t key_len)
-{
-    out[0] = '{';
-    memcpy(out + 1, sid, sid_len);
-    out[sid_len + 1] = '}';
-    out[sid_len + 2] = ':';
-    memcpy(out + sid_len + 3, key, key_len);
-    return sid_len + 3 + key_len;
 }
 
 /* A hit answered straight from the cache: true if @req was answered. The common case, so it
@@ -485,7 +390,7 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
     struct reader *rd;
     struct ekv_cache_entry *e;
     char ckey[CKEY_MAX], cs[96];
-    size_t ckey_len = cache_key(ckey, sid, sid_len, ir->key, ir->key_len);
+    size_t ckey_len = ekv_keyspace_cache_key(ckey, sid, sid_len, ir->key, ir->key_len);
 
     if (trusted && !bypass && try_hit(api, req, ir, ckey, ckey_len, now))
         return;
@@ -503,7 +408,7 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
         ekv_metrics_lookup(api->mw, EKV_ML_MISS);
     } else if (!trusted) {
         /* the cache may be stale: the origin decides, unless it is the one in trouble */
-        if (!ekv_origin_connected(api->origin) && stale_allowed(api, now, false) &&
+        if (!ekv_keyspace_connected(api->ks) && stale_allowed(api, now, false) &&
             (e = ekv_cache_lookup_stale(api->d.cache, ckey, ckey_len, now)) != NULL) {
             ekv_metrics_lookup(api->mw, EKV_ML_STALE);
             cache_status_hit(e, now, true, cs, sizeof(cs));
@@ -547,7 +452,8 @@ void ekv_api_invalidate_item(struct ekv_api *api, const char *sid, size_t sid_le
     char ckey[CKEY_MAX];
 
     if (api->d.cache != NULL)
-        ekv_cache_invalidate(api->d.cache, ckey, cache_key(ckey, sid, sid_len, key, key_len));
+        ekv_cache_invalidate(api->d.cache, ckey,
+                             ekv_keyspace_cache_key(ckey, sid, sid_len, key, key_len));
 }
 
 void ekv_api_forget_names(struct ekv_api *api)
@@ -583,7 +489,7 @@ int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *si
     if (!cache_trusted(api, now)) {
         /* with Redis unreachable, a known name keeps resolving for stale-if-error (so the
          * item read behind it can be answered stale too) */
-        if (api->d.names == NULL || ekv_origin_connected(api->origin) ||
+        if (api->d.names == NULL || ekv_keyspace_connected(api->ks) ||
             !stale_allowed(api, now, false) ||
             (e = ekv_cache_lookup_stale(api->d.names, name, len, now)) == NULL)
             return EKV_EAGAIN;

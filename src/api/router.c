@@ -14,12 +14,11 @@
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
 #include "edgekv/inval.h"
+#include "edgekv/keyspace.h"
 #include "edgekv/log.h"
 #include "edgekv/metrics.h"
-#include "edgekv/origin.h"
 
 #include "api_int.h"
-#include "api/lua_sources.h"
 
 #define M(x) (1u << EKV_HTTP_##x)
 #define READ_METHODS (M(GET) | M(HEAD))
@@ -69,7 +68,7 @@ static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
                      const struct ekv_route_capture *cap)
 {
     bool origin = api->d.origins_up != NULL ? api->d.origins_up(api->d.gauges_arg)
-                                            : ekv_origin_connected(api->origin);
+                                            : ekv_keyspace_connected(api->ks);
     bool inval = api->d.inval == NULL ||
                  ekv_inval_fresh(api->d.inval, ekv_api_now_ms(), api->conf->max_staleness_ms);
     const char *reason = api->draining ? "shutting down"
@@ -237,75 +236,40 @@ static void on_origin_state(bool up, void *arg)
         api->trouble_since_ms = ekv_api_now_ms();
 }
 
-/* Every origin answer, for the origin counters and latency histogram: a script by its job, a
- * pipeline by its tag (the handlers tag theirs with their enum ekv_metrics_op). */
-static void on_origin_observe(enum ekv_origin_kind kind, size_t id, int status, bool error_reply,
-                              uint64_t latency_us, void *arg)
+/* Every origin answer, for the origin counters and latency histogram, by the keyspace's op. */
+static void on_origin_observe(enum ekv_ks_op op, enum ekv_ks_outcome outcome, uint64_t latency_us,
+                              void *arg)
 {
+    static const enum ekv_metrics_op ops[EKV_KS_OP_COUNT] = {
+        [EKV_KS_OP_GET] = EKV_MO_GET,       [EKV_KS_OP_PUT] = EKV_MO_PUT,
+        [EKV_KS_OP_DELETE] = EKV_MO_DELETE, [EKV_KS_OP_LIST] = EKV_MO_LIST,
+        [EKV_KS_OP_STORE] = EKV_MO_STORE,   [EKV_KS_OP_LINK] = EKV_MO_LINK,
+        [EKV_KS_OP_RESOLVE] = EKV_MO_RESOLVE,
+    };
     struct ekv_api *api = arg;
-    enum ekv_metrics_op op = EKV_MO_STORE;
-    enum ekv_metrics_outcome outcome = status == EKV_ETIMEDOUT ? EKV_MX_TIMEOUT
-                                       : status != EKV_OK      ? EKV_MX_UNAVAILABLE
-                                       : error_reply           ? EKV_MX_ERROR
-                                                               : EKV_MX_OK;
+    enum ekv_metrics_outcome mx = outcome == EKV_KS_ORIGIN_TIMEOUT ? EKV_MX_TIMEOUT
+                                  : outcome == EKV_KS_ORIGIN_DOWN  ? EKV_MX_UNAVAILABLE
+                                  : outcome == EKV_KS_ORIGIN_ERROR ? EKV_MX_ERROR
+                                                                   : EKV_MX_OK;
 
-    if (kind == EKV_ORIGIN_PIPELINE && id < EKV_MO_COUNT)
-        op = (enum ekv_metrics_op)id;
-    for (size_t i = 0; kind == EKV_ORIGIN_SCRIPT && i < EKV_SCRIPT_COUNT; i++) {
-        if (api->script[i] != id)
-            continue;
-        switch ((enum ekv_script)i) {
-        case EKV_SCRIPT_ITEM_PUT: op = EKV_MO_PUT; break;
-        case EKV_SCRIPT_ITEM_DELETE: op = EKV_MO_DELETE; break;
-        case EKV_SCRIPT_KEY_LIST: op = EKV_MO_LIST; break;
-        case EKV_SCRIPT_RESOLVE: op = EKV_MO_RESOLVE; break;
-        case EKV_SCRIPT_LINK_CREATE:
-        case EKV_SCRIPT_LINK_UPDATE:
-        case EKV_SCRIPT_LINK_DELETE: op = EKV_MO_LINK; break;
-        default: op = EKV_MO_STORE; break;
-        }
-        break;
-    }
-    ekv_metrics_origin(api->mw, op, outcome, latency_us);
+    ekv_metrics_origin(api->mw, op < EKV_KS_OP_COUNT ? ops[op] : EKV_MO_STORE, mx, latency_us);
 }
-
-const char *const ekv_script_names[EKV_SCRIPT_COUNT] = {
-    [EKV_SCRIPT_ITEM_PUT] = "item_put",         [EKV_SCRIPT_ITEM_DELETE] = "item_delete",
-    [EKV_SCRIPT_KEY_LIST] = "key_list",         [EKV_SCRIPT_STORE_CREATE] = "store_create",
-    [EKV_SCRIPT_STORE_LIST] = "store_list",     [EKV_SCRIPT_STORE_RENAME] = "store_rename",
-    [EKV_SCRIPT_STORE_DELETE] = "store_delete", [EKV_SCRIPT_RESOLVE] = "resolve",
-    [EKV_SCRIPT_LINK_CREATE] = "link_create",   [EKV_SCRIPT_LINK_UPDATE] = "link_update",
-    [EKV_SCRIPT_LINK_DELETE] = "link_delete",
-};
 
 struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps)
 {
     struct ekv_api *api = ekv_calloc(1, sizeof(*api));
     const struct ekv_conf *conf = deps->conf;
+    const struct ekv_keyspace_hooks hooks = {
+        .on_state = on_origin_state, .on_observe = on_origin_observe, .arg = api};
 
     api->d = *deps;
     api->conf = conf;
-    api->origin = deps->origin;
+    api->ks = deps->keyspace;
     api->mw = ekv_metrics_worker(deps->metrics, deps->worker);
     api->trouble_since_ms = ekv_api_now_ms(); /* not connected yet */
-    ekv_origin_set_state_cb(api->origin, on_origin_state, api);
-    ekv_origin_set_observer(api->origin, on_origin_observe, api);
+    ekv_keyspace_set_hooks(api->ks, &hooks);
     api->separate_admin = conf->admin_listen.host != NULL;
     api->open = conf->api_tokens.count == 0 && conf->read_tokens.count == 0;
-    /* the table ekv_api_scripts() hands to the origin is ekv_lua_sources[], in its order */
-    for (size_t i = 0; i < EKV_SCRIPT_COUNT; i++) {
-        unsigned k;
-
-        for (k = 0; k < ekv_lua_nsources; k++)
-            if (strcmp(ekv_lua_sources[k].name, ekv_script_names[i]) == 0)
-                break;
-        if (k == ekv_lua_nsources) {
-            ekv_log(EKV_LOG_ERROR, "built without the Lua script %s.lua (LUA_FILES in "
-                                   "Makefile.am)", ekv_script_names[i]);
-            abort();
-        }
-        api->script[i] = k;
-    }
     ekv_rng_seed(api->rng);
     return api;
 }
@@ -314,6 +278,7 @@ void ekv_api_free(struct ekv_api *api)
 {
     if (api == NULL)
         return;
+    ekv_keyspace_set_hooks(api->ks, NULL);
     ekv_free(api);
 }
 
@@ -335,16 +300,4 @@ void ekv_api_set_conf(struct ekv_api *api, const struct ekv_conf *conf)
 void ekv_api_set_draining(struct ekv_api *api)
 {
     api->draining = true;
-}
-
-struct ekv_origin_script *ekv_api_scripts(size_t *n)
-{
-    struct ekv_origin_script *s = ekv_calloc(ekv_lua_nsources, sizeof(*s));
-
-    for (unsigned i = 0; i < ekv_lua_nsources; i++) {
-        s[i].name = ekv_lua_sources[i].name;
-        s[i].body = ekv_lua_sources[i].body;
-    }
-    *n = ekv_lua_nsources;
-    return s;
 }

@@ -1,6 +1,5 @@
 /* stores.c - store management: create (201), list (cursor, limit, name, total), describe,
- * rename and delete (204; 409 while it holds keys). The registry is <ns>stores (name -> id)
- * plus one <ns>s:<id> record per store; every change is one script run. */
+ * rename and delete (204; 409 while it holds keys). Every change is one keyspace operation. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -8,14 +7,13 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/base64.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
-#include "edgekv/origin.h"
+#include "edgekv/keyspace.h"
 
 #include "api_int.h"
 
@@ -89,64 +87,35 @@ static bool body_name(struct ekv_http_req *req, char name[EKV_NAME_MAX + 1])
 
 static void send_create(struct store_op *op);
 
-static void on_create(int status, const struct redisReply *r, void *arg)
+static void on_create(const struct ekv_ks_result *res, void *arg)
 {
     struct store_op *op = arg;
     struct ekv_http_req *req = op->req;
 
     ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
-    if (!ekv_api_origin_ok(op->api, req, status, r))
-        goto out;
-    switch (ekv_reply_int(r, 0, 0)) {
-    case 201:
+    if (res->outcome == EKV_KS_ID_TAKEN && ++op->tries < CREATE_TRIES) {
+        send_create(op);
+        return;
+    }
+    if (res->outcome != EKV_KS_OK)
+        ekv_api_respond_outcome(op->api, req, res);
+    else
         ekv_api_respond_json(req, 201,
                              store_json(op->sid, op->sid_len, op->name, strlen(op->name), op->now,
                                         strlen(op->now), op->now, strlen(op->now)));
-        break;
-    case 409:
-        ekv_http_respond_problem(req, 409, "a store with this name already exists");
-        break;
-    case 400:
-        ekv_http_respond_problem(req, 400, "the store limit (max-stores) has been reached");
-        break;
-    case 500:
-        if (++op->tries < CREATE_TRIES) {
-            send_create(op);
-            return;
-        }
-        ekv_http_respond_problem(req, 500, "could not allocate a store id");
-        break;
-    default:
-        ekv_http_respond_problem(req, 502, "unexpected answer from the origin");
-    }
-out:
     ekv_free(op);
 }
 
 static void send_create(struct store_op *op)
 {
     struct ekv_api *api = op->api;
-    char id[EKV_ID_LEN + 1], max[16], *keys[3];
-    const char *argv[7];
-    size_t argvlen[7];
+    char id[EKV_ID_LEN + 1];
 
     ekv_api_new_id(api, id);
     memcpy(op->sid, id, sizeof(id));
     op->sid_len = EKV_ID_LEN;
-    snprintf(max, sizeof(max), "%u", api->conf->max_stores);
-    keys[0] = ekv_api_rkey(api, "stores", NULL, 0, NULL, NULL, 0, &argvlen[0]);
-    keys[1] = ekv_api_rkey(api, "s:", id, EKV_ID_LEN, NULL, NULL, 0, &argvlen[1]);
-    keys[2] = ekv_api_rkey(api, "g:{", id, EKV_ID_LEN, "}", NULL, 0, &argvlen[2]);
-    for (int i = 0; i < 3; i++)
-        argv[i] = keys[i];
-    argv[3] = op->name, argvlen[3] = strlen(op->name);
-    argv[4] = id, argvlen[4] = EKV_ID_LEN;
-    argv[5] = op->now, argvlen[5] = strlen(op->now);
-    argv[6] = max, argvlen[6] = strlen(max);
-    ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_STORE_CREATE], on_create, op, 3, 7, argv,
-                    argvlen);
-    for (int i = 0; i < 3; i++)
-        ekv_free(keys[i]);
+    ekv_keyspace_store_create(api->ks, op->sid, op->sid_len, op->name, strlen(op->name), op->now,
+                              api->conf->max_stores, on_create, op);
 }
 
 static void create(struct ekv_api *api, struct ekv_http_req *req)
@@ -177,66 +146,49 @@ static void create(struct ekv_api *api, struct ekv_http_req *req)
 
 /* ---------------------------------------------------------------- list */
 
-struct store_row {
-    const char *name, *id, *created, *updated;
-    size_t name_len, id_len, created_len, updated_len;
-};
-
 static int row_cmp(const void *a, const void *b)
 {
-    const struct store_row *x = a, *y = b;
-    int c = memcmp(x->name, y->name, EKV_MIN(x->name_len, y->name_len));
+    const struct ekv_ks_store *x = a, *y = b;
+    int c = memcmp(x->name.p, y->name.p, EKV_MIN(x->name.len, y->name.len));
 
     if (c != 0)
         return c;
-    return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+    return x->name.len < y->name.len ? -1 : x->name.len > y->name.len;
 }
 
-static void on_list(int status, const struct redisReply *r, void *arg)
+static void on_list(const struct ekv_ks_result *res, struct ekv_ks_store *rows, size_t total,
+                    void *arg)
 {
     struct store_op *op = arg;
-    size_t nrows, start = 0, total = 0, taken = 0;
-    struct store_row *rows;
+    size_t start = 0, taken = 0;
     json_t *data, *meta;
     bool more = false;
 
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
-        goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 0) {
-        ekv_http_respond_problem(op->req, 502, "unexpected answer from the origin");
+    if (res->outcome != EKV_KS_OK) {
+        ekv_api_respond_outcome(op->api, op->req, res);
         goto out;
     }
-    nrows = r->elements / 4;
-    rows = ekv_calloc(nrows + 1, sizeof(*rows));
-    for (size_t i = 0; i < nrows; i++) {
-        struct store_row *w = &rows[total];
-        w->name = ekv_reply_str(r, 4 * i, &w->name_len);
-        w->id = ekv_reply_str(r, 4 * i + 1, &w->id_len);
-        w->created = ekv_reply_str(r, 4 * i + 2, &w->created_len);
-        w->updated = ekv_reply_str(r, 4 * i + 3, &w->updated_len);
-        if (w->name != NULL && w->id != NULL && w->created != NULL && w->updated != NULL)
-            total++;
-    }
-    qsort(rows, total, sizeof(*rows), row_cmp);
+    if (total > 0)
+        qsort(rows, total, sizeof(*rows), row_cmp);
     if (op->has_cursor) {
-        struct store_row key = {.name = op->cursor, .name_len = strlen(op->cursor)};
+        struct ekv_ks_store key = {.name = {op->cursor, strlen(op->cursor)}};
         while (start < total && row_cmp(&rows[start], &key) <= 0)
             start++;
     }
     data = json_array();
     for (size_t i = start; i < total; i++) {
-        struct store_row *w = &rows[i];
+        const struct ekv_ks_store *w = &rows[i];
         json_t *o;
 
         if (op->has_filter &&
-            (w->name_len != strlen(op->filter) || memcmp(w->name, op->filter, w->name_len) != 0))
+            (w->name.len != strlen(op->filter) || memcmp(w->name.p, op->filter, w->name.len) != 0))
             continue;
         if (taken == op->limit) {
             more = true;
             break;
         }
-        o = store_json(w->id, w->id_len, w->name, w->name_len, w->created, w->created_len,
-                       w->updated, w->updated_len);
+        o = store_json(w->id.p, w->id.len, w->name.p, w->name.len, w->created_at.p,
+                       w->created_at.len, w->updated_at.p, w->updated_at.len);
         if (o == NULL) /* not UTF-8: not a record edgekv wrote */
             continue;
         json_array_append_new(data, o);
@@ -250,7 +202,6 @@ static void on_list(int status, const struct redisReply *r, void *arg)
         ekv_cursor_encode(name, strlen(name), cur);
         json_object_set_new(meta, "next_cursor", json_string(cur));
     }
-    ekv_free(rows);
     ekv_api_respond_json(op->req, 200, json_pack("{s:o, s:o}", "data", data, "meta", meta));
 out:
     ekv_free(op);
@@ -258,11 +209,9 @@ out:
 
 static void list(struct ekv_api *api, struct ekv_http_req *req)
 {
-    size_t qlen, n;
+    size_t qlen, n, clen;
     const char *q = ekv_http_req_query(req, &qlen);
-    char *keys[1], *pfx;
-    const char *argv[2], *why;
-    size_t argvlen[2], clen;
+    const char *why;
     struct store_op *op = op_new(api, req);
     int rc;
 
@@ -287,14 +236,7 @@ static void list(struct ekv_api *api, struct ekv_http_req *req)
         strcpy(op->filter, "\x01");
         op->has_filter = true;
     }
-    keys[0] = ekv_api_rkey(api, "stores", NULL, 0, NULL, NULL, 0, &argvlen[0]);
-    pfx = ekv_api_rkey(api, "s:", NULL, 0, NULL, NULL, 0, &argvlen[1]);
-    argv[0] = keys[0];
-    argv[1] = pfx;
-    ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_STORE_LIST], on_list, op, 1, 2, argv,
-                    argvlen);
-    ekv_free(keys[0]);
-    ekv_free(pfx);
+    ekv_keyspace_store_list(api->ks, on_list, op);
     return;
 fail:
     ekv_free(op);
@@ -311,78 +253,48 @@ void ekv_stores_collection(struct ekv_api *api, struct ekv_http_req *req,
 
 /* ---------------------------------------------------------------- one store */
 
-static void on_describe(int status, const struct redisReply *r, void *arg)
+static void on_describe(const struct ekv_ks_result *res, const struct ekv_ks_store *st,
+                        void *arg)
 {
     struct store_op *op = arg;
-    size_t nl, cl, ul;
-    const char *name, *created, *updated;
     json_t *o;
 
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
-        goto out;
-    name = ekv_reply_str(r, 0, &nl);
-    created = ekv_reply_str(r, 1, &cl);
-    updated = ekv_reply_str(r, 2, &ul);
-    if (name == NULL) {
-        ekv_http_respond_problem(op->req, 404, "store not found");
+    if (res->outcome != EKV_KS_OK) {
+        ekv_api_respond_outcome(op->api, op->req, res);
         goto out;
     }
-    o = store_json(op->sid, op->sid_len, name, nl, created != NULL ? created : "", cl,
-                   updated != NULL ? updated : "", ul);
-    if (o == NULL)
-        ekv_http_respond_problem(op->req, 502, "the origin holds a malformed store record");
-    else
+    o = store_json(op->sid, op->sid_len, st->name.p, st->name.len, st->created_at.p,
+                   st->created_at.len, st->updated_at.p, st->updated_at.len);
+    if (o == NULL) { /* not UTF-8: not a record edgekv wrote */
+        const struct ekv_ks_result bad = {.outcome = EKV_KS_ORIGIN_PROTOCOL,
+                                          .malformed = "store record"};
+        ekv_api_respond_outcome(op->api, op->req, &bad);
+    } else {
         ekv_api_respond_json(op->req, 200, o);
-out:
-    ekv_free(op);
-}
-
-static void on_rename(int status, const struct redisReply *r, void *arg)
-{
-    struct store_op *op = arg;
-
-    ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
-        goto out;
-    switch (ekv_reply_int(r, 0, 0)) {
-    case 200:
-        ekv_api_respond_empty(op->req, 200);
-        break;
-    case 404:
-        ekv_http_respond_problem(op->req, 404, "store not found");
-        break;
-    case 409:
-        ekv_http_respond_problem(op->req, 409, "a store with this name already exists");
-        break;
-    default:
-        ekv_http_respond_problem(op->req, 502, "unexpected answer from the origin");
     }
 out:
     ekv_free(op);
 }
 
-static void on_delete(int status, const struct redisReply *r, void *arg)
+/* The answer to a rename (200) or a delete (204), both with an empty body. */
+static void on_change(struct store_op *op, const struct ekv_ks_result *res, int status)
 {
-    struct store_op *op = arg;
-
     ekv_api_forget_names(op->api); /* /kv/{name} resolutions may have changed */
-    if (!ekv_api_origin_ok(op->api, op->req, status, r))
-        goto out;
-    switch (ekv_reply_int(r, 0, 0)) {
-    case 204:
-        ekv_api_respond_empty(op->req, 204);
-        break;
-    case 404:
-        ekv_http_respond_problem(op->req, 404, "store not found");
-        break;
-    case 409:
-        ekv_http_respond_problem(op->req, 409, "the store still holds keys");
-        break;
-    default:
-        ekv_http_respond_problem(op->req, 502, "unexpected answer from the origin");
-    }
-out:
+    if (res->outcome != EKV_KS_OK)
+        ekv_api_respond_outcome(op->api, op->req, res);
+    else
+        ekv_api_respond_empty(op->req, status);
     ekv_free(op);
+}
+
+static void on_rename(const struct ekv_ks_result *res, void *arg)
+{
+    on_change(arg, res, 200);
+}
+
+static void on_delete(const struct ekv_ks_result *res, void *arg)
+{
+    on_change(arg, res, 204);
 }
 
 void ekv_stores_one(struct ekv_api *api, struct ekv_http_req *req,
@@ -390,46 +302,23 @@ void ekv_stores_one(struct ekv_api *api, struct ekv_http_req *req,
 {
     enum ekv_http_method m = ekv_http_req_method(req);
     struct store_op *op;
-    char *keys[4];
-    size_t klen[4];
-    const char *argv[6];
-    size_t argvlen[6];
 
     if (!ekv_id_valid(cap[0].p, cap[0].len)) {
-        ekv_http_respond_problem(req, 404, "store not found");
+        ekv_api_respond_oc(api, req, EKV_KS_NO_STORE);
         return;
     }
     op = op_new(api, req);
     memcpy(op->sid, cap[0].p, cap[0].len);
     op->sid_len = cap[0].len;
-    keys[0] = ekv_api_rkey(api, "stores", NULL, 0, NULL, NULL, 0, &klen[0]);
-    keys[1] = ekv_api_rkey(api, "s:", op->sid, op->sid_len, NULL, NULL, 0, &klen[1]);
-    keys[2] = ekv_api_rkey(api, "g:{", op->sid, op->sid_len, "}", NULL, 0, &klen[2]);
-    keys[3] = ekv_api_rkey(api, "x:{", op->sid, op->sid_len, "}", NULL, 0, &klen[3]);
-    for (int i = 0; i < 4; i++)
-        argv[i] = keys[i], argvlen[i] = klen[i];
     if (m == EKV_HTTP_GET) {
-        const char *cmd[5] = {"HMGET", keys[1], "name", "created_at", "updated_at"};
-        size_t cmdlen[5] = {5, klen[1], 4, 10, 10};
-        ekv_origin_cmd(api->origin, on_describe, op, 5, cmd, cmdlen);
+        ekv_keyspace_store_describe(api->ks, op->sid, op->sid_len, on_describe, op);
     } else if (m == EKV_HTTP_PUT) {
-        if (!body_name(req, op->name)) {
+        if (!body_name(req, op->name))
             ekv_free(op);
-        } else {
-            argv[2] = op->sid, argvlen[2] = op->sid_len;
-            argv[3] = op->name, argvlen[3] = strlen(op->name);
-            argv[4] = op->now, argvlen[4] = strlen(op->now);
-            ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_STORE_RENAME], on_rename, op, 2, 5,
-                            argv, argvlen);
-        }
+        else
+            ekv_keyspace_store_rename(api->ks, op->sid, op->sid_len, op->name, strlen(op->name),
+                                      op->now, on_rename, op);
     } else {
-        char *items = ekv_api_rkey(api, "i:{", op->sid, op->sid_len, "}:", NULL, 0, &argvlen[4]);
-        argv[4] = items;
-        argv[5] = op->sid, argvlen[5] = op->sid_len;
-        ekv_origin_eval(api->origin, api->script[EKV_SCRIPT_STORE_DELETE], on_delete, op, 4, 6,
-                        argv, argvlen);
-        ekv_free(items);
+        ekv_keyspace_store_delete(api->ks, op->sid, op->sid_len, on_delete, op);
     }
-    for (int i = 0; i < 4; i++)
-        ekv_free(keys[i]);
 }

@@ -38,6 +38,7 @@
 #include "edgekv/fill.h"
 #include "edgekv/http.h"
 #include "edgekv/inval.h"
+#include "edgekv/keyspace.h"
 #include "edgekv/log.h"
 #include "edgekv/metrics.h"
 #include "edgekv/origin.h"
@@ -80,6 +81,7 @@ struct worker {
     struct ekv_api *api;
     struct ekv_origin *origin;
     struct ekv_origin_script *scripts; /* this worker's copy (its origin writes the SHA-1s) */
+    struct ekv_keyspace *keyspace;     /* the API's data, over this worker's origin */
     struct ekv_mailbox *mailbox;       /* readers joined to other workers' fills land here */
     struct listener lis[NLISTENERS];
     struct event *deadline; /* shutdown-timeout */
@@ -126,9 +128,8 @@ struct ekv_server {
     struct ekv_cache *names;   /* /kv/{name} resolutions */
     struct ekv_inval *inval;   /* on the main thread's loop; NULL without a cache */
     struct ekv_origin_tls *origin_tls; /* rediss://: shared by every origin connection */
-    char *prefixes[3];         /* the tracked Redis key prefixes */
-    char heartbeat_channel[96]; /* "<ns>heartbeat" (the invalidation link borrows it) */
-    size_t item_prefix_len;    /* strlen("<ns>i:") */
+    struct ekv_keyspace *layout; /* the key layout, for the invalidation link (which borrows its
+                                    prefixes and heartbeat channel); NULL without a cache */
     struct ekv_metrics *metrics;
 };
 
@@ -564,15 +565,17 @@ static int worker_init(struct ekv_server *srv, struct worker *w, unsigned id, ch
         return EKV_ERROR;
     }
     snprintf(label, sizeof(label), "worker %u", id);
-    w->scripts = ekv_api_scripts(&oopts.nscripts);
+    w->scripts = ekv_keyspace_scripts(&oopts.nscripts);
     oopts.scripts = w->scripts;
     oopts.label = label;
     w->origin = ekv_origin_new(w->base, &oopts);
+    w->keyspace =
+        ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns, .origin = w->origin});
     w->mailbox = ekv_mailbox_new(w->base);
     {
         struct ekv_api_deps deps = {
             .conf = conf,
-            .origin = w->origin,
+            .keyspace = w->keyspace,
             .cache = srv->cache,
             .names = srv->names,
             .inval = srv->inval,
@@ -627,6 +630,7 @@ static void worker_deinit(struct worker *w)
     ekv_origin_free(w->origin);
     ekv_http_server_free(w->http);
     ekv_api_free(w->api);
+    ekv_keyspace_free(w->keyspace); /* after the origin (which answered its ops) and the API */
     ekv_free(w->scripts);
     if (w->deadline != NULL)
         event_free(w->deadline);
@@ -824,8 +828,9 @@ static void fit_fd_limit(struct ekv_server *srv)
     }
 }
 
-/* Resolves the origin's host once, at start-up: hiredis would resolve it on every reconnect
- * with a blocking getaddrinfo() on the worker's loop. Fills srv->origin_addr with copies. */
+/* Resolves the origin's host once, at start-up: the Redis client library would resolve it on
+ * every reconnect with a blocking getaddrinfo() on the worker's loop. Fills srv->origin_addr with
+ * copies. */
 static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
 {
     const struct ekv_conf_origin *o = &srv->snap->conf->origin;
@@ -888,9 +893,12 @@ static int origin_tls_init(struct ekv_server *srv, char *err, size_t errlen)
 static void on_inval_key(const char *key, size_t len, void *arg)
 {
     struct ekv_server *srv = arg;
+    const char *ckey;
+    size_t ckey_len;
 
-    if (len >= srv->item_prefix_len && memcmp(key, srv->prefixes[0], srv->item_prefix_len) == 0)
-        ekv_cache_invalidate(srv->cache, key + srv->item_prefix_len, len - srv->item_prefix_len);
+    if (ekv_keyspace_cache_key_of_redis_key(srv->layout, key, len, &ckey, &ckey_len) ==
+        EKV_KS_TRACKED_ITEM)
+        ekv_cache_invalidate(srv->cache, ckey, ckey_len);
     else /* the store registry or resource links: name resolutions may have changed */
         ekv_cache_flush(srv->names);
 }
@@ -925,12 +933,9 @@ static void cache_init(struct ekv_server *srv)
                                      .seed = random_seed()};
     struct ekv_cache_limits names = {.max_bytes = names_bytes, .nshards = 4,
                                      .seed = random_seed()};
-    const char *suffix[3] = {EKV_API_ITEM_PREFIX, "stores", "links:"};
     struct ekv_inval_opts io = {
         .addr = &srv->origin_addr,
         .tls = srv->origin_tls,
-        .nprefixes = 3,
-        .heartbeat_channel = srv->heartbeat_channel,
         .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
         .stall_ms = conf->max_staleness_ms,
         .timeout_ms = conf->origin_timeout_ms,
@@ -952,14 +957,9 @@ static void cache_init(struct ekv_server *srv)
                 (unsigned long long)conf->cache_max_item_bytes,
                 (unsigned long long)srv->shard_bytes, (unsigned long long)conf->cache_max_bytes);
     srv->names = ekv_cache_new(&names);
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(conf->ns) + strlen(suffix[i]) + 1;
-        srv->prefixes[i] = ekv_malloc(n);
-        snprintf(srv->prefixes[i], n, "%s%s", conf->ns, suffix[i]);
-    }
-    srv->item_prefix_len = strlen(srv->prefixes[0]);
-    io.prefixes = (const char *const *)srv->prefixes;
-    snprintf(srv->heartbeat_channel, sizeof(srv->heartbeat_channel), "%sheartbeat", conf->ns);
+    srv->layout = ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns});
+    io.prefixes = ekv_keyspace_tracking_prefixes(srv->layout, &io.nprefixes);
+    io.heartbeat_channel = ekv_keyspace_heartbeat_channel(srv->layout);
     srv->inval = ekv_inval_new(srv->base, &io, &hooks);
 }
 
@@ -1088,8 +1088,7 @@ void ekv_server_free(struct ekv_server *srv)
     ekv_origin_tls_free(srv->origin_tls); /* every connection that used it is gone */
     ekv_cache_free(srv->cache);
     ekv_cache_free(srv->names);
-    for (int i = 0; i < 3; i++)
-        ekv_free(srv->prefixes[i]);
+    ekv_keyspace_free(srv->layout); /* after the invalidation link, which borrowed from it */
     ekv_metrics_free(srv->metrics);
     if (srv->sig_term != NULL)
         event_free(srv->sig_term);

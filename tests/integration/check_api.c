@@ -941,6 +941,36 @@ START_TEST(test_item_origin_error)
 }
 END_TEST
 
+/* Data no edgekv wrote, read back in a reply of the right shape: 502 with a clear detail, never
+ * an answer made up around it (a last-modified that is no number used to be served as 1970). */
+START_TEST(test_item_malformed)
+{
+    struct ekv_test_resp r = {0};
+    char k[128];
+    json_t *j;
+
+    new_store("malformed");
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-t", sid);
+    free(ekv_test_redis_cmd(redis, "HSET %s v x g 3 t yesterday", k));
+    apic_req(port, "GET", kp("bad-t"), NULL, NULL, 0, &r);
+    expect_problem(&r, 502);
+    j = apic_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "detail")),
+                     "the origin holds a malformed item");
+    json_decref(j);
+    ekv_test_resp_free(&r);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-g", sid);
+    free(ekv_test_redis_cmd(redis, "HSET %s v x g three", k));
+    apic_req(port, "GET", kp("bad-g"), NULL, NULL, 0, &r);
+    expect_problem(&r, 502);
+    ekv_test_resp_free(&r);
+    /* nothing of it was cached: once the item is whole, it is served */
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-t", sid);
+    free(ekv_test_redis_cmd(redis, "HSET %s t 1700000000000", k));
+    expect_get("bad-t", 200, "x");
+}
+END_TEST
+
 /* Clients that go away before their answer: every request is still answered (to nobody) and
  * freed; the sanitizer build's leak check at shutdown covers it. */
 START_TEST(test_item_client_gone)
@@ -1717,6 +1747,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_item_invalid_keys);
     tcase_add_test(tc, test_item_layout);
     tcase_add_test(tc, test_item_origin_error);
+    tcase_add_test(tc, test_item_malformed);
     tcase_add_test(tc, test_item_client_gone);
     tcase_add_test(tc, test_item_concurrent_writers);
     tcase_add_test(tc, test_item_25mib);

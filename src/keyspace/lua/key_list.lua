@@ -3,11 +3,13 @@
 -- KEYS[1] <ns>x:{<sid>}  KEYS[2] <ns>g:{<sid>}
 -- ARGV[1] item key prefix <ns>i:{<sid>}:  ARGV[2] min, ARGV[3] max (ZRANGEBYLEX bounds, computed
 -- by edgekv: Lua's string comparison follows the server's locale)  ARGV[4] page size
--- -> {200, more (0/1), name...} | {404}
-if redis.call('EXISTS', KEYS[2]) == 0 then return {404} end
+-- -> {OK, more (0/1), name...} | {NO_STORE}
+-- Replies start with a domain code (src/keyspace/keyspace_int.h, enum ekv_ks_code).
+local OK, NO_STORE = 0, 1
+if redis.call('EXISTS', KEYS[2]) == 0 then return {NO_STORE} end
 local limit = tonumber(ARGV[4])
 local min, max = ARGV[2], ARGV[3]
-local out = {200, 0}
+local out = {OK, 0}
 local n = 0
 while true do
   local want = limit + 1 - n

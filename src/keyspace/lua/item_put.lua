@@ -4,23 +4,25 @@
 -- ARGV[1] key  ARGV[2] value  ARGV[3] metadata ('' = none)  ARGV[4] TTL ms ('0' = none)
 -- ARGV[5] mode: set | add | append | prepend  ARGV[6] if-generation-match ('' = none)
 -- ARGV[7] largest value (bytes)
--- -> {200, generation, last_modified_ms} | {404} (no store) | {412} | {413}
-if redis.call('EXISTS', KEYS[3]) == 0 then return {404} end
+-- -> {OK, generation, last_modified_ms} | {NO_STORE} | {PRECONDITION_FAILED} | {TOO_LARGE}
+-- Replies start with a domain code (src/keyspace/keyspace_int.h, enum ekv_ks_code).
+local OK, NO_STORE, PRECONDITION_FAILED, TOO_LARGE = 0, 1, 3, 4
+if redis.call('EXISTS', KEYS[3]) == 0 then return {NO_STORE} end
 local cur = redis.call('HGET', KEYS[1], 'g')
 local mode, igm = ARGV[5], ARGV[6]
 if igm ~= '' then
   -- a missing key has generation "none": only 0 matches it
   if cur then
-    if tonumber(cur) ~= tonumber(igm) then return {412} end
+    if tonumber(cur) ~= tonumber(igm) then return {PRECONDITION_FAILED} end
   elseif tonumber(igm) ~= 0 then
-    return {412}
+    return {PRECONDITION_FAILED}
   end
 end
-if mode == 'add' and cur then return {412} end
+if mode == 'add' and cur then return {PRECONDITION_FAILED} end
 local v = ARGV[2]
 if cur and (mode == 'append' or mode == 'prepend') then
   local old = redis.call('HGET', KEYS[1], 'v') or ''
-  if #old + #v > tonumber(ARGV[7]) then return {413} end
+  if #old + #v > tonumber(ARGV[7]) then return {TOO_LARGE} end
   if mode == 'append' then v = old .. v else v = v .. old end
 end
 -- generations come from the store's counter: they only grow, also across delete + re-create
@@ -43,4 +45,4 @@ else
   redis.call('PERSIST', KEYS[1])
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return {200, g, ms}
+return {OK, g, ms}
