@@ -50,8 +50,13 @@ int main(int argc, char **argv)
         ekv_conf_print_sample(stdout);
         return 0;
     case EKV_CONF_TEST:
-        fprintf(stderr, "edgekv: the configuration is valid\n");
+        rc = ekv_server_check(conf, err, sizeof(err));
         ekv_conf_free(conf);
+        if (rc != EKV_OK) {
+            fprintf(stderr, "edgekv: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "edgekv: the configuration is valid\n");
         return 0;
     case EKV_CONF_RUN:
         break;

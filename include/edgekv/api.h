@@ -26,8 +26,9 @@ struct ekv_api_deps {
     struct ekv_metrics *metrics;
     unsigned worker;             /* this worker's index (its metrics) */
     /** True when every worker's origin connection is up (for /readyz: a client may land on
-     * any worker). NULL: this worker's alone. */
-    bool (*origins_up)(void *arg);
+     * any worker). When one is not, @why (@whylen bytes) may receive its failure
+     * ("tls: ..."), or "". Any thread. NULL: this worker's alone. */
+    bool (*origins_up)(void *arg, char *why, size_t whylen);
     /** Fills the gauges other modules own, for /metrics (any worker thread). */
     void (*gauges)(void *arg, struct ekv_metrics_gauges *g);
     void *gauges_arg;

@@ -91,6 +91,9 @@ void ekv_origin_set_observer(struct ekv_origin *o, ekv_origin_observe_cb *cb, vo
 /** True while the connection is up (AUTH and SELECT accepted). The one function any thread may
  * call (/readyz and /metrics look at every worker's origin). */
 bool ekv_origin_connected(const struct ekv_origin *o);
+/** Why the origin is not connected ("" when it is, or nothing failed yet): the last
+ * connection's failure, e.g. "tls: certificate verify failed: ...". Any thread. */
+void ekv_origin_error(const struct ekv_origin *o, char *buf, size_t len);
 /** Number of commands sent and not yet answered. */
 size_t ekv_origin_pending(const struct ekv_origin *o);
 
@@ -187,6 +190,9 @@ bool ekv_origin_link_up(const struct ekv_origin_link *link);
 bool ekv_origin_link_failing(const struct ekv_origin_link *link);
 /** The label given at creation. */
 const char *ekv_origin_link_label(const struct ekv_origin_link *link);
+/** Why the last connection attempt failed or the connection was lost ("" while up or before
+ * the first attempt ends), into @buf (@len bytes). Any thread. */
+void ekv_origin_link_error(struct ekv_origin_link *link, char *buf, size_t len);
 /** Rate limit for repeated log lines: true at most once per 10 s per link (and the first time). */
 bool ekv_origin_link_log_now(struct ekv_origin_link *link);
 /** Frees a reply handed over by on_reply. NULL is a no-op. */

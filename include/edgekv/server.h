@@ -17,6 +17,11 @@ struct ekv_server;
  */
 struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errlen);
 
+/** What `edgekv -t` checks beyond the configuration's syntax, without contacting Redis: the
+ * files it names load (the origin-tls-* certificates, keys and CA, the key matching its
+ * certificate). EKV_OK, or EKV_ERROR with "directive: reason" in @err. @conf is borrowed. */
+EKV_NODISCARD int ekv_server_check(const struct ekv_conf *conf, char *err, size_t errlen);
+
 /**
  * Builds the configuration a reload (SIGHUP) switches to: a new, validated configuration the
  * server takes over, or NULL with "FILE:LINE: reason" in @err (the running one is kept).

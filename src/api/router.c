@@ -67,20 +67,25 @@ static void h_healthz(struct ekv_api *api, struct ekv_http_req *req,
 static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
                      const struct ekv_route_capture *cap)
 {
-    bool origin = api->d.origins_up != NULL ? api->d.origins_up(api->d.gauges_arg)
-                                            : ekv_keyspace_connected(api->ks);
+    char why[160] = "";
+    bool origin = api->d.origins_up != NULL
+                      ? api->d.origins_up(api->d.gauges_arg, why, sizeof(why))
+                      : ekv_keyspace_connected(api->ks);
     bool inval = api->d.inval == NULL ||
                  ekv_inval_fresh(api->d.inval, ekv_api_now_ms(), api->conf->max_staleness_ms);
-    const char *reason = api->draining ? "shutting down"
-                         : !origin     ? "origin not connected"
-                         : !inval      ? "invalidation link down: serving without the cache"
-                                       : NULL;
+    const char *reason = api->draining                 ? "shutting down"
+                         : !origin && why[0] != '\0' ? why /* "tls: ...", "connect failed: ..." */
+                         : !origin                     ? "origin not connected"
+                         : !inval ? "invalidation link down: serving without the cache"
+                                  : NULL;
     json_t *o = json_pack("{s:s, s:s, s:s}", "status", reason == NULL ? "ready" : "not ready",
                           "origin", origin ? "up" : "down", "invalidation",
                           api->d.inval == NULL ? "disabled" : inval ? "up" : "down");
 
     if (reason != NULL)
         json_object_set_new(o, "reason", json_string(reason));
+    if (api->conf->origin.tls && !api->conf->origin_tls_verify)
+        json_object_set_new(o, "origin_tls_verify", json_false());
     if (api->d.inval != NULL && !inval) {
         struct ekv_inval_stats st;
         ekv_inval_stats(api->d.inval, &st);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,8 @@ struct ekv_origin_link {
     struct ekv_rng rng;             /* reconnect jitter */
     bool setup_failed; /* AUTH/SELECT refused on this connection: never up */
     bool freeing;
+    pthread_mutex_t error_lock; /* error is read by any thread (/readyz) */
+    char error[160];            /* why the last connection failed; "" once up */
 };
 
 static void connect_now(struct ekv_origin_link *l);
@@ -233,6 +236,9 @@ static void went_down(struct ekv_origin_link *l, const char *why)
         ekv_log(EKV_LOG_WARN, "%s: cannot connect: %s (retrying with backoff)", l->label, why);
     evtimer_del(l->setup_ev);
     l->state = DOWN;
+    pthread_mutex_lock(&l->error_lock);
+    snprintf(l->error, sizeof(l->error), "%s", why);
+    pthread_mutex_unlock(&l->error_lock);
     if (!l->freeing)
         schedule_retry(l);
     if (l->hooks.on_close != NULL)
@@ -654,6 +660,9 @@ void ekv_origin_link_ready(struct ekv_origin_link *l)
     l->state = UP;
     l->attempts = 0;
     l->log_limit = (struct ekv_log_limit){0};
+    pthread_mutex_lock(&l->error_lock);
+    l->error[0] = '\0';
+    pthread_mutex_unlock(&l->error_lock);
     ekv_log(EKV_LOG_INFO, "%s: connected", l->label);
 }
 
@@ -668,6 +677,7 @@ struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
     l->base = base;
     l->addr = addr;
     l->tls = tls;
+    pthread_mutex_init(&l->error_lock, NULL);
     l->timeout_ms = timeout_ms != 0 ? timeout_ms : 1000;
     snprintf(l->label, sizeof(l->label), "%s", label);
     l->hooks = *hooks;
@@ -690,7 +700,15 @@ void ekv_origin_link_free(struct ekv_origin_link *l)
     event_free(l->retry_ev);
     event_free(l->setup_ev);
     event_free(l->reset_ev);
+    pthread_mutex_destroy(&l->error_lock);
     ekv_free(l);
+}
+
+void ekv_origin_link_error(struct ekv_origin_link *l, char *buf, size_t len)
+{
+    pthread_mutex_lock(&l->error_lock);
+    snprintf(buf, len, "%s", l->error);
+    pthread_mutex_unlock(&l->error_lock);
 }
 
 bool ekv_origin_link_connected(const struct ekv_origin_link *l)

@@ -477,6 +477,11 @@ bool ekv_origin_connected(const struct ekv_origin *o)
     return ekv_origin_link_up(o->link);
 }
 
+void ekv_origin_error(const struct ekv_origin *o, char *buf, size_t len)
+{
+    ekv_origin_link_error(o->link, buf, len);
+}
+
 size_t ekv_origin_pending(const struct ekv_origin *o)
 {
     return o->npending;

@@ -64,7 +64,11 @@ struct ekv_origin_tls *ekv_origin_tls_new(const struct ekv_origin_tls_opts *o, c
             goto fail;
         }
         if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
-            ssl_err(err, errlen, "origin-tls-key-file: cannot load", o->key_file);
+            bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+            ssl_err(err, errlen,
+                    mismatch ? "origin-tls-key-file: does not match origin-tls-cert-file:"
+                             : "origin-tls-key-file: cannot load",
+                    o->key_file);
             goto fail;
         }
         if (SSL_CTX_check_private_key(t->ctx) != 1) {

@@ -481,14 +481,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* /readyz: every worker can reach Redis (each has its own connection). */
-static bool origins_up(void *arg)
+/* /readyz: every worker can reach Redis (each has its own connection); if one cannot, why. */
+static bool origins_up(void *arg, char *why, size_t whylen)
 {
     struct ekv_server *srv = arg;
 
-    for (unsigned i = 0; i < srv->nworkers; i++)
-        if (srv->workers[i].origin == NULL || !ekv_origin_connected(srv->workers[i].origin))
+    why[0] = '\0';
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (srv->workers[i].origin == NULL)
             return false;
+        if (!ekv_origin_connected(srv->workers[i].origin)) {
+            ekv_origin_error(srv->workers[i].origin, why, whylen);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -861,12 +867,12 @@ static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
     return EKV_OK;
 }
 
-/* A rediss:// origin: the TLS context every connection to it uses, its files loaded now. The
- * name verified is origin-tls-server-name, else the host as written in the URL (not the
- * address it resolved to). */
-static int origin_tls_init(struct ekv_server *srv, char *err, size_t errlen)
+/* A rediss:// origin: the TLS context every connection to it uses, its files loaded now (NULL
+ * in *@out for a plain origin). The name verified is origin-tls-server-name, else the host as
+ * written in the URL (not the address it resolved to). */
+static int origin_tls_make(const struct ekv_conf *conf, struct ekv_origin_tls **out, char *err,
+                           size_t errlen)
 {
-    const struct ekv_conf *conf = srv->snap->conf;
     struct ekv_origin_tls_opts o = {
         .ca_file = conf->origin_tls_ca_file,
         .cert_file = conf->origin_tls_cert_file,
@@ -876,14 +882,32 @@ static int origin_tls_init(struct ekv_server *srv, char *err, size_t errlen)
         .verify = conf->origin_tls_verify,
     };
 
+    *out = NULL;
     if (!conf->origin.tls)
         return EKV_OK;
-    srv->origin_tls = ekv_origin_tls_new(&o, err, errlen);
-    if (srv->origin_tls == NULL)
+    *out = ekv_origin_tls_new(&o, err, errlen);
+    return *out != NULL ? EKV_OK : EKV_ERROR;
+}
+
+static int origin_tls_init(struct ekv_server *srv, char *err, size_t errlen)
+{
+    const struct ekv_conf *conf = srv->snap->conf;
+
+    if (origin_tls_make(conf, &srv->origin_tls, err, errlen) != EKV_OK)
         return EKV_ERROR;
-    if (!o.verify)
+    if (srv->origin_tls != NULL && !conf->origin_tls_verify)
         ekv_log(EKV_LOG_WARN, "origin-tls-verify no: the origin's certificate is not checked; "
                               "anyone on the path can read and change the data");
+    return EKV_OK;
+}
+
+int ekv_server_check(const struct ekv_conf *conf, char *err, size_t errlen)
+{
+    struct ekv_origin_tls *tls;
+
+    if (origin_tls_make(conf, &tls, err, errlen) != EKV_OK)
+        return EKV_ERROR;
+    ekv_origin_tls_free(tls);
     return EKV_OK;
 }
 

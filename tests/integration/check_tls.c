@@ -489,11 +489,17 @@ START_TEST(test_edgekv_tls_failure_and_verify_no)
     p = start_pop("ca.pem", NULL);
     ck_assert(!ready(p->port, 1000));
     ck_assert_int_eq(apic_req(p->port, "GET", "/readyz", NULL, NULL, 0, &r), 503);
-    ck_assert_msg(strstr(r.body, "tls: certificate verify failed") != NULL, "%s", r.body);
+    ck_assert_msg(strstr(r.body, "\"origin\":\"down\"") != NULL &&
+                      strstr(r.body, "\"reason\":\"tls: certificate verify failed") != NULL,
+                  "%s", r.body);
+    ck_assert_ptr_null(strstr(r.body, "origin_tls_verify"));
     ekv_test_resp_free(&r);
     ekv_test_proc_free(p);
     p = start_pop(NULL, "--origin-tls-verify");
     ck_assert_msg(ready(p->port, 8000), "/readyz never 200 with origin-tls-verify no");
+    ck_assert_int_eq(apic_req(p->port, "GET", "/readyz", NULL, NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, "\"origin_tls_verify\":false") != NULL, "%s", r.body);
+    ekv_test_resp_free(&r);
     log = ekv_test_proc_log(p);
     ck_assert_ptr_nonnull(strstr(log, "origin-tls-verify no"));
     free(log);
@@ -513,6 +519,21 @@ START_TEST(test_edgekv_refuses_a_bad_ca_file)
     ck_assert_msg(strstr(out, "origin-tls-ca-file: cannot load /nonexistent/ca.pem") != NULL,
                   "%s", out);
     free(out);
+    /* edgekv -t checks the files too (without contacting Redis) */
+    {
+        const char *t[] = {"-t", "--origin", origin, "--origin-tls-cert-file", cert("client.pem"),
+                           "--origin-tls-key-file", cert("server.key"), NULL};
+        const char *good[] = {"-t", "--origin", origin, "--origin-tls-cert-file",
+                              cert("client.pem"), "--origin-tls-key-file", cert("client.key"),
+                              NULL};
+        ck_assert_int_eq(ekv_test_edgekv_run(t, 10000, &out), 1);
+        ck_assert_msg(strstr(out, "origin-tls-key-file: does not match origin-tls-cert-file") !=
+                          NULL,
+                      "%s", out);
+        free(out);
+        ck_assert_int_eq(ekv_test_edgekv_run(good, 10000, &out), 0);
+        free(out);
+    }
 }
 END_TEST
 
