@@ -16,6 +16,61 @@ struct ssl_st;
  * 0..EKV_ORIGIN_SLOTS-1: where a command on that key is routed. */
 unsigned ekv_origin_keyslot(const char *key, size_t len);
 
+/* ---- Redis Cluster (cluster.c): the slot map and redirections, decoded */
+
+struct redisReply;
+
+/** The most masters a slot map holds. */
+#define EKV_CLUSTER_MAX_NODES 256
+
+struct ekv_cluster_node {
+    char host[256]; /* the preferred endpoint (an address or a name) */
+    uint16_t port;
+    char id[41];    /* the node id ("" when CLUSTER SLOTS did not say) */
+};
+
+/** Which master serves each slot. */
+struct ekv_slotmap {
+    unsigned nnodes;
+    struct ekv_cluster_node nodes[EKV_CLUSTER_MAX_NODES];
+    uint16_t owner[EKV_ORIGIN_SLOTS]; /* index into nodes + 1; 0: no master serves it */
+    unsigned served;                  /* slots with an owner */
+};
+
+/** An empty map (no slot served). */
+void ekv_slotmap_init(struct ekv_slotmap *m);
+/** Fills @m from a CLUSTER SHARDS reply @r (masters that are online), asked of the node at
+ * @from (a node announced without an endpoint is there). EKV_OK, or EKV_EPROTO with a reason
+ * in @why for a reply of another shape (@m is then not to be used). */
+EKV_NODISCARD int ekv_slotmap_from_shards(struct ekv_slotmap *m, const struct redisReply *r,
+                                          const char *from, char *why, size_t whylen);
+/** The same from a CLUSTER SLOTS reply (Redis before 7.0). */
+EKV_NODISCARD int ekv_slotmap_from_slots(struct ekv_slotmap *m, const struct redisReply *r,
+                                         const char *from, char *why, size_t whylen);
+/** The master serving @slot, or NULL. */
+const struct ekv_cluster_node *ekv_slotmap_owner(const struct ekv_slotmap *m, unsigned slot);
+
+enum ekv_redirect_kind {
+    EKV_REDIRECT_NONE = 0,   /* an error that is no redirection */
+    EKV_REDIRECT_MOVED,      /* the slot has a new owner: update the map, resend there */
+    EKV_REDIRECT_ASK,        /* this once: ASKING then the command on the target */
+    EKV_REDIRECT_TRYAGAIN,   /* a multi-key command during a migration: retry later */
+    EKV_REDIRECT_CLUSTERDOWN /* the cluster cannot serve the slot now: retry later */
+};
+
+struct ekv_redirect {
+    enum ekv_redirect_kind kind;
+    unsigned slot;  /* MOVED, ASK */
+    char host[256]; /* MOVED, ASK: the target ("" in the reply: the node that answered) */
+    uint16_t port;
+};
+
+/** Reads the error reply text @err (@len bytes, without the '-') of a node at @from. EKV_OK
+ * with rd->kind (NONE for any other error), or EKV_EPROTO for a MOVED or ASK that does not
+ * parse. */
+EKV_NODISCARD int ekv_redirect_parse(const char *err, size_t len, const char *from,
+                                     struct ekv_redirect *rd);
+
 /** The most bytes ekv_resp_write() writes for these arguments (lengths in @argvlen, or strlen
  * of each when NULL). */
 size_t ekv_resp_size(int argc, const char *const *argv, const size_t *argvlen);
