@@ -492,9 +492,27 @@ static void dispatch(struct ekv_http_conn *conn, struct ekv_http_req *req)
     srv->hooks.on_request(req, srv->hooks.arg); /* may answer, now or later */
 }
 
+/* A write (any method but GET and HEAD) of @conn whose handler has not answered yet. The
+ * requests after it wait, unparsed, as if the client had waited for its answer before sending
+ * them: API.md "Fine points", pipelined requests behave as if sent one after the other. So a
+ * read behind a write never joins a fill that began before the write was acknowledged. Reads
+ * pipelined behind reads go on at once (hits stay pipelined). */
+static bool write_in_flight(const struct ekv_http_conn *conn)
+{
+    const struct ekv_http_req *req;
+
+    TAILQ_FOREACH(req, &conn->reqs, link) {
+        enum ekv_http_method m = ekv_http_req_method(req);
+        if (req->state == REQ_WAITING && m != EKV_HTTP_GET && m != EKV_HTTP_HEAD)
+            return true;
+    }
+    return false;
+}
+
 /* Parses what it may of @len bytes at @p and returns how many it consumed. Stops before a
- * request that cannot be taken yet (pipeline full, draining, @budget spent, output backlog), or
- * at an error (then the connection is closing and the rest is of no use). */
+ * request that cannot be taken yet (pipeline full, draining, @budget spent, output backlog, a
+ * write before it not answered yet), or at an error (then the connection is closing and the
+ * rest is of no use). */
 static size_t parse(struct ekv_http_conn *conn, const char *p, size_t len, unsigned *budget)
 {
     const struct ekv_http_limits *lim = &conn->srv->limits;
@@ -503,8 +521,8 @@ static size_t parse(struct ekv_http_conn *conn, const char *p, size_t len, unsig
     while (!conn->closing && off < len) {
         llhttp_errno_t err;
 
-        if (!conn->in_message &&
-            (conn->nreqs >= lim->max_pipeline || conn->srv->draining || *budget == 0))
+        if (!conn->in_message && (conn->nreqs >= lim->max_pipeline || conn->srv->draining ||
+                                  *budget == 0 || write_in_flight(conn)))
             break;
         if (out_len(conn) > OUT_HIGH_WATER)
             break;

@@ -866,6 +866,55 @@ static void *ryw_reader(void *arg)
     return NULL;
 }
 
+/*
+ * Read-your-writes on one connection, pipelined: PUT v1, GET, PUT v2-longer, GET sent in one
+ * write. The last GET must see the second PUT (API.md "Fine points": pipelined requests behave
+ * as if sent one after the other). Regression test: the second GET used to join the fill of
+ * the first one, which began before the second PUT was acknowledged, and answered v1 with
+ * "fwd=uri-miss; collapsed" and Generation 1. Fresh keys each round, so every first GET is a
+ * miss whose fill is in flight when the rest arrives.
+ */
+START_TEST(test_pipelined_read_your_writes)
+{
+    start("--threads", "1", NULL);
+    for (int round = 0; round < 40; round++) {
+        struct ekv_test_conn *c = ekv_test_connect(port);
+        struct ekv_test_resp rs[4];
+        char key[32], req[2048];
+        const char *gen;
+        int n;
+
+        memset(rs, 0, sizeof(rs));
+        snprintf(key, sizeof(key), "ryw%d", round);
+        n = snprintf(req, sizeof(req),
+                     "PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nv1"
+                     "GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
+                     "PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nv2-longer"
+                     "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
+                     kp(key), kp(key), kp(key), kp(key));
+        ck_assert_int_eq(ekv_test_send(c, req, (size_t)n), 0);
+        ck_assert_uint_eq(ekv_test_read_n(c, rs, 4, NULL), 4);
+        ck_assert_int_eq(rs[0].status, 200);
+        ck_assert_int_eq(rs[1].status, 200);
+        ck_assert_str_eq(rs[1].body, "v1");
+        ck_assert_int_eq(rs[2].status, 200);
+        ck_assert_int_eq(rs[3].status, 200);
+        ck_assert_msg(strcmp(rs[3].body, "v2-longer") == 0,
+                      "round %d: the GET after PUT v2-longer answered \"%s\" (Cache-Status %s)",
+                      round, rs[3].body, cstatus(&rs[3]));
+        gen = ekv_test_resp_header(&rs[3], "Generation");
+        ck_assert_ptr_nonnull(gen);
+        ck_assert_ptr_nonnull(ekv_test_resp_header(&rs[1], "Generation"));
+        ck_assert_msg(atoll(gen) > atoll(ekv_test_resp_header(&rs[1], "Generation")),
+                      "round %d: generation %s after the second PUT, %s before", round, gen,
+                      ekv_test_resp_header(&rs[1], "Generation"));
+        for (int i = 0; i < 4; i++)
+            ekv_test_resp_free(&rs[i]);
+        ekv_test_close(c);
+    }
+}
+END_TEST
+
 START_TEST(test_concurrent_readers_never_go_back)
 {
     enum { READERS = 4 };
@@ -1813,6 +1862,7 @@ int main(void)
     tcase_add_test(tc, test_read_your_writes);
     tcase_add_test(tc, test_write_during_fill);
     tcase_add_test(tc, test_concurrent_readers_never_go_back);
+    tcase_add_test(tc, test_pipelined_read_your_writes);
     tcase_add_test(tc, test_negative_caching);
     tcase_add_test(tc, test_negative_ttl_zero);
     tcase_add_test(tc, test_item_ttl_never_served_after);
