@@ -301,6 +301,14 @@ static int on_headers_complete(llhttp_t *p)
     req->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
     req->state = REQ_BODY;
     req->keep_alive = llhttp_should_keep_alive(p) != 0;
+    /* A request whose last transfer coding is not chunked has no length it could be read by
+     * (RFC 9112 6.3). llhttp refuses it only after this callback returns: refuse it here,
+     * before a handler answers it, so that it gets one answer (400, then close). */
+    if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+        conn->err_status = 400;
+        conn->err_detail = "Request has invalid `Transfer-Encoding`";
+        return HPE_USER;
+    }
     req->body_max = srv->hooks.on_head(req, srv->hooks.arg);
     if (req->state == REQ_ANSWERED) {
         req->answered_early = true;
@@ -465,7 +473,8 @@ static void fail(struct ekv_http_conn *conn, int status, const char *detail)
 
     conn->closing = true;
     evbuffer_drain(conn->in, (size_t)-1);
-    if (status < 0) { /* answered by the head callback; send that answer, then close */
+    if (status < 0 || (req != NULL && req->answered_early)) {
+        /* answered by the head callback: send that answer (never a second one), then close */
         conn->in_message = false;
         ekv_http_conn_answered(conn);
         return;

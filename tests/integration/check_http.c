@@ -718,6 +718,38 @@ START_TEST(test_bad_chunk_size)
 }
 END_TEST
 
+/* Transfer-Encoding that is not chunked (here identity) on a request the router would answer
+ * from its head (a 404 for an unknown path, or for a store that does not exist): one answer,
+ * 400, then close. Regression test (issue 15, bug 4): the head callback's 404 and llhttp's later
+ * 400 were both serialized into one response, so its header block appeared twice, and the
+ * first response buffer leaked (LeakSanitizer, in the sanitizer build's run of this suite). */
+START_TEST(test_bad_transfer_encoding_answered_once)
+{
+    static const char *const paths[] = {"/no/such/thing",
+                                        "/resources/stores/kv/NO-SUCH-ID/keys/k",
+                                        VALUE_PATH};
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct ekv_test_conn *c = ekv_test_connect(shared->port);
+        struct ekv_test_resp r;
+
+        ck_assert_int_eq(ekv_test_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n"
+                                           "Transfer-Encoding: identity\r\n\r\n",
+                                        paths[i]),
+                         0);
+        READ_STATUS(c, &r, 0, 400);
+        assert_problem(&r, 400, "Bad Request");
+        ck_assert_uint_eq(ekv_test_resp_header_count(&r, "Content-Type"), 1);
+        ck_assert_uint_eq(ekv_test_resp_header_count(&r, "Date"), 1);
+        ck_assert(header_has_token(&r, "Connection", "close"));
+        ekv_test_resp_free(&r);
+        ck_assert(ekv_test_wait_eof(c, 3000));
+        ck_assert_uint_eq(c->len - c->off, 0);
+        ekv_test_close(c);
+    }
+}
+END_TEST
+
 START_TEST(test_bad_method)
 {
     EXPECT_400("G(T /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -1664,6 +1696,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_bad_content_length_and_chunked);
     tcase_add_test(tc, test_bad_chunk_size);
     tcase_add_test(tc, test_bad_method);
+    tcase_add_test(tc, test_bad_transfer_encoding_answered_once);
     tcase_add_test(tc, test_bad_header_name);
     tcase_add_test(tc, test_bad_space_before_colon);
     tcase_add_test(tc, test_bad_bare_lf);
