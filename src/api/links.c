@@ -45,16 +45,18 @@ static bool service_version(struct ekv_http_req *req, const struct ekv_route_cap
 
 /* ---------------------------------------------------------------- service versions */
 
-/* A service version. edgekv keeps one set of links per service, whatever the version: it shows
- * version 1 as the active one, and any version as an editable draft once "cloned". */
-static json_t *version_json(const char *service, uint64_t version, bool active)
+/* A service version. edgekv keeps one set of links per service, whatever the version, and has
+ * nothing to activate: every version it describes is an editable draft (neither active nor
+ * locked), so the Fastly CLI changes links on --version N with or without --autoclone (API.md
+ * "Resource links"). */
+static json_t *version_json(const char *service, uint64_t version)
 {
     char now[21];
 
     ekv_fmt_rfc3339((long long)time(NULL), now);
     return json_pack("{s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:s, s:n}", "service_id",
-                     service, "number", (json_int_t)version, "active", active, "locked", 0,
-                     "deployed", active, "staging", 0, "testing", 0, "comment", "", "created_at",
+                     service, "number", (json_int_t)version, "active", 0, "locked", 0,
+                     "deployed", 0, "staging", 0, "testing", 0, "comment", "", "created_at",
                      now, "updated_at", now, "deleted_at");
 }
 
@@ -65,7 +67,7 @@ void ekv_service_version(struct ekv_api *api, struct ekv_http_req *req,
     uint64_t version;
 
     if (service_version(req, cap, service, &version))
-        ekv_api_respond_json(req, 200, version_json(service, version, true));
+        ekv_api_respond_json(req, 200, version_json(service, version));
 }
 
 void ekv_service_versions(struct ekv_api *api, struct ekv_http_req *req,
@@ -73,14 +75,14 @@ void ekv_service_versions(struct ekv_api *api, struct ekv_http_req *req,
 {
     char service[EKV_ID_MAX + 1];
 
-    /* edgekv keeps one set of links per service: it shows a single, active version 1 */
+    /* edgekv keeps one set of links per service: it shows a single version 1 */
     if (service_version(req, cap, service, NULL))
-        ekv_api_respond_json(req, 200, json_pack("[o]", version_json(service, 1, true)));
+        ekv_api_respond_json(req, 200, json_pack("[o]", version_json(service, 1)));
 }
 
-/* PUT /service/{id}/version/{v}/clone: the Fastly CLI changes links only on a version that is
- * neither active nor locked, and with --autoclone clones the active one first. The "clone" is
- * the same version (links do not depend on it), shown as an editable draft. */
+/* PUT /service/{id}/version/{v}/clone: with --autoclone the Fastly CLI clones a version that
+ * is not editable; every version is, but a clone is still answered: the same version (links
+ * do not depend on it). */
 void ekv_service_version_clone(struct ekv_api *api, struct ekv_http_req *req,
                                const struct ekv_route_capture *cap)
 {
@@ -88,7 +90,7 @@ void ekv_service_version_clone(struct ekv_api *api, struct ekv_http_req *req,
     uint64_t version;
 
     if (service_version(req, cap, service, &version))
-        ekv_api_respond_json(req, 200, version_json(service, version, false));
+        ekv_api_respond_json(req, 200, version_json(service, version));
 }
 
 /* GET /service/{id}/details: what the Fastly CLI reads for --version active (go-fastly's
@@ -101,7 +103,7 @@ void ekv_service_details(struct ekv_api *api, struct ekv_http_req *req,
 
     if (!service_version(req, cap, service, NULL))
         return;
-    v = version_json(service, 1, true);
+    v = version_json(service, 1);
     ekv_api_respond_json(req, 200,
                          json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:[o]}", "id", service, "name",
                                    service, "type", "vcl", "comment", "", "active_version", v,

@@ -560,6 +560,19 @@ async function linksFlow(Fastly, cliBin) {
                 assert.equal(one.name, 'compat-link');
                 assert.equal(one.resource_type, 'kv-store');
             }, explain);
+            /* every version edgekv describes is editable: create works on --version N with and
+             * without --autoclone (it used to fail without: "service version 1 is active") */
+            for (const [flags, alias] of [[[], 'cli-link-a'], [['--autoclone'], 'cli-link-b']]) {
+                await check(`links: cli: service resource-link create --version 1 ${flags.join(' ')}`, async () => {
+                    const made = JSON.parse(await ok(['service', 'resource-link', 'create', '--service-id', SERVICE,
+                        '--version', '1', '--resource-id', sid, '--name', alias, ...flags, '--json']));
+                    assert.equal(made.name, alias);
+                    assert.equal(made.resource_id, sid);
+                    const all = await links.listResources({ service_id: SERVICE, version_id: 1 });
+                    assert.ok(all.some((l) => l.id === made.id), 'the new link is listed');
+                    await links.deleteResource({ service_id: SERVICE, version_id: 1, id: made.id });
+                }, explain);
+            }
         } finally {
             srv.close();
         }

@@ -1366,7 +1366,9 @@ START_TEST(test_service_version)
 
     ck_assert_str_eq(json_string_value(json_object_get(j, "service_id")), "svc1");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "number")), 3);
-    ck_assert(json_is_true(json_object_get(j, "active")));
+    /* every version is an editable draft (API.md "Resource links") */
+    ck_assert(json_is_false(json_object_get(j, "active")));
+    ck_assert(json_is_false(json_object_get(j, "locked")));
     json_decref(j);
     j = apic_get_json(port, "/service/svc1/version", NULL, 200);
     ck_assert(json_is_array(j));
