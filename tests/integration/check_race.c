@@ -451,6 +451,42 @@ START_TEST(test_odd_messages_drop_the_link)
 }
 END_TEST
 
+/* An item read whose HMGET reply is not what Redis sends (the value an array, the fields
+ * integers, too few fields, not an array): 502, never an invented 200 (it used to answer 200
+ * with an empty body). The process serves on, and the next read gets the item. */
+START_TEST(test_odd_item_replies_are_502)
+{
+    static const char *const odd[] = {
+        "*4\r\n*1\r\n$1\r\nx\r\n$-1\r\n$1\r\n1\r\n$1\r\n0\r\n",
+        "*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n",
+        "*2\r\n$2\r\nv1\r\n$-1\r\n",
+        ":5\r\n",
+        "*4\r\n$2\r\nv1\r\n$-1\r\n$3\r\nabc\r\n$1\r\n0\r\n", /* generation not a number */
+    };
+
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        struct ekv_test_resp r = {0};
+        struct ekv_test_conn *c;
+        const char *cs;
+
+        fakeredis_answer_raw(fake, "HMGET", odd[i], strlen(odd[i]));
+        c = ekv_test_connect(pop->port); /* no-cache: the read goes to the origin */
+        ck_assert_int_eq(ekv_test_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n"
+                                           "Cache-Control: no-cache\r\n\r\n",
+                                        PATH),
+                         0);
+        ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
+        ck_assert_msg(r.status == 502, "reply %zu: status %d, body '%.*s'", i, r.status,
+                      (int)r.body_len, r.body);
+        ekv_test_resp_free(&r);
+        ekv_test_close(c);
+        cs = get("v1"); /* the item itself, from the origin or (after the first) the cache */
+        (void)cs;
+        ck_assert_int_eq(ekv_test_get_status(pop->port, "/healthz"), 200);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("race");
@@ -469,6 +505,7 @@ int main(void)
     tcase_add_test(tc, test_invalidation_before_confirmation);
     tcase_add_test(tc, test_unknown_payload_flushes);
     tcase_add_test(tc, test_odd_messages_drop_the_link);
+    tcase_add_test(tc, test_odd_item_replies_are_502);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }
