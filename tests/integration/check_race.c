@@ -487,6 +487,39 @@ START_TEST(test_odd_item_replies_are_502)
 }
 END_TEST
 
+/* A key listing whose script reply is not what the script returns (an integer, an array of
+ * integers, a page without its cursor): 502, never an invented 200 {"data":[]}. */
+START_TEST(test_odd_listing_replies_are_502)
+{
+    static const char *const odd[] = {
+        ":5\r\n",
+        "*2\r\n:1\r\n:2\r\n",
+        "*1\r\n*1\r\n:7\r\n",
+        "$3\r\nabc\r\n",
+        "*3\r\n:0\r\n:0\r\n:7\r\n",             /* OK, a name that is an integer */
+        "*3\r\n:0\r\n:5\r\n$1\r\na\r\n",          /* OK, "more" neither 0 nor 1 */
+        "*1\r\n:0\r\n",                           /* OK without "more" */
+        "*3\r\n:0\r\n:0\r\n*1\r\n$1\r\na\r\n",      /* OK, a name that is an array */
+    };
+
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        struct ekv_test_resp r = {0};
+        struct ekv_test_conn *c = ekv_test_connect(pop->port);
+
+        fakeredis_answer_raw(fake, "EVALSHA", odd[i], strlen(odd[i]));
+        ck_assert_int_eq(ekv_test_sendf(c, "GET /resources/stores/kv/" SID
+                                           "/keys HTTP/1.1\r\nHost: t\r\n\r\n"),
+                         0);
+        ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
+        ck_assert_msg(r.status == 502, "reply %zu: status %d, body '%.*s'", i, r.status,
+                      (int)r.body_len, r.body);
+        ekv_test_resp_free(&r);
+        ekv_test_close(c);
+        ck_assert_int_eq(ekv_test_get_status(pop->port, "/healthz"), 200);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("race");
@@ -506,6 +539,7 @@ int main(void)
     tcase_add_test(tc, test_unknown_payload_flushes);
     tcase_add_test(tc, test_odd_messages_drop_the_link);
     tcase_add_test(tc, test_odd_item_replies_are_502);
+    tcase_add_test(tc, test_odd_listing_replies_are_502);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }
