@@ -6,6 +6,8 @@
 
 #include "edgekv/api.h"
 #include "edgekv/http.h"
+#include "edgekv/log.h"
+#include "edgekv/rng.h"
 #include "edgekv/keyspace.h"
 
 struct ekv_conf;
@@ -34,9 +36,8 @@ struct ekv_api {
     bool separate_admin;              /* admin-listen is set: ops endpoints live only there */
     bool draining;
     bool open;                        /* no token configured: no authentication */
-    uint64_t rng[4];                  /* xoshiro256** state for ids, seeded from getrandom() */
-    uint64_t err_log_ms;              /* when a Redis error reply was last logged */
-    unsigned err_suppressed;          /* Redis error replies not logged since */
+    struct ekv_rng rng;               /* for ids */
+    struct ekv_log_limit err_log;     /* Redis error replies: logged once in a while */
 };
 
 /* ---------------------------------------------------------------- routes */
@@ -251,9 +252,6 @@ void ekv_api_log_origin_error(struct ekv_api *api, const char *text, size_t len)
 
 /** A new id of EKV_ID_LEN characters of [a-z0-9] (NUL-terminated in @out). */
 void ekv_api_new_id(struct ekv_api *api, char out[EKV_ID_LEN + 1]);
-/** Seeds @rng from getrandom() (falls back to the clock and pid). */
-void ekv_rng_seed(uint64_t rng[4]);
-uint64_t ekv_rng_next(uint64_t rng[4]);
 
 /** "2025-06-23 19:41:15" (stores) for @t. @out holds 20 bytes. */
 void ekv_fmt_store_time(long long t, char out[20]);

@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -15,6 +13,7 @@
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
 #include "edgekv/log.h"
+#include "edgekv/rng.h"
 #include "edgekv/text.h"
 
 #include "api_int.h"
@@ -27,7 +26,7 @@ void ekv_api_respond_json(struct ekv_http_req *req, int status, void *body)
 
     json_decref(body);
     if (text == NULL)
-        abort();
+        EKV_FATAL("out of memory serialising a JSON answer");
     ekv_http_add_header(req, "Cache-Control", "no-store");
     ekv_http_respond_data(req, status, "application/json", text, strlen(text));
     free(text);
@@ -78,17 +77,9 @@ const char *ekv_api_outcome_detail(enum ekv_ks_outcome outcome)
 
 void ekv_api_log_origin_error(struct ekv_api *api, const char *text, size_t len)
 {
-    uint64_t now = ekv_mono_ms();
-
     /* a script or ACL problem repeats on every request: say it once in a while */
-    if (api->err_log_ms == 0 || now - api->err_log_ms >= ERR_LOG_EVERY_MS) {
-        ekv_log(EKV_LOG_ERROR, "origin error reply: %.*s (%u more since the last report)",
-                (int)EKV_MIN(len, (size_t)300), text != NULL ? text : "", api->err_suppressed);
-        api->err_log_ms = now;
-        api->err_suppressed = 0;
-    } else {
-        api->err_suppressed++;
-    }
+    ekv_log_limited(&api->err_log, ERR_LOG_EVERY_MS, EKV_LOG_ERROR, "origin error reply: %.*s",
+                    (int)EKV_MIN(len, (size_t)300), text != NULL ? text : "");
 }
 
 void ekv_api_respond_outcome(struct ekv_api *api, struct ekv_http_req *req,
@@ -123,53 +114,6 @@ void ekv_api_respond_oc(struct ekv_api *api, struct ekv_http_req *req,
 
 /* ---------------------------------------------------------------- ids */
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-void ekv_rng_seed(uint64_t rng[4])
-{
-    uint64_t seed[4];
-
-    /* once per worker at start-up; GRND_NONBLOCK: never wait for the entropy pool */
-    if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
-        struct timespec ts;
-        uint64_t x;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
-            ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)rng;
-        for (int i = 0; i < 4; i++)
-            seed[i] = splitmix(&x);
-    }
-    memcpy(rng, seed, sizeof(seed));
-    if ((rng[0] | rng[1] | rng[2] | rng[3]) == 0)
-        rng[0] = 1;
-}
-
-uint64_t ekv_rng_next(uint64_t s[4])
-{
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 void ekv_api_new_id(struct ekv_api *api, char out[EKV_ID_LEN + 1])
 {
     static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -178,7 +122,7 @@ void ekv_api_new_id(struct ekv_api *api, char out[EKV_ID_LEN + 1])
     int n = 0;
 
     while (n < EKV_ID_LEN) {
-        uint64_t v = ekv_rng_next(api->rng);
+        uint64_t v = ekv_rng_u64(&api->rng);
         if (v >= lim)
             continue;
         for (int i = 0; i < 12 && n < EKV_ID_LEN; i++) {

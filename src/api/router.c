@@ -102,7 +102,7 @@ static void h_metrics(struct ekv_api *api, struct ekv_http_req *req,
     struct evbuffer *body = evbuffer_new();
 
     if (body == NULL)
-        abort();
+        EKV_FATAL("out of memory answering /metrics");
     if (api->d.gauges != NULL)
         api->d.gauges(api->d.gauges_arg, &g);
     ekv_metrics_render(api->d.metrics, &g, body);
@@ -143,11 +143,6 @@ static const struct ekv_route routes[] = {
      EKV_BODY_SMALL, NULL, ekv_links_one, EKV_MR_LINKS},
 };
 
-static const char *const method_names[] = {
-    [EKV_HTTP_GET] = "GET",       [EKV_HTTP_HEAD] = "HEAD",   [EKV_HTTP_PUT] = "PUT",
-    [EKV_HTTP_POST] = "POST",     [EKV_HTTP_DELETE] = "DELETE", [EKV_HTTP_PATCH] = "PATCH",
-    [EKV_HTTP_OPTIONS] = "OPTIONS",
-};
 
 /* Finds the route of @req; NULL (and a 404/405 answer) when there is none. */
 static const struct ekv_route *route(struct ekv_api *api, struct ekv_http_req *req,
@@ -169,10 +164,10 @@ static const struct ekv_route *route(struct ekv_api *api, struct ekv_http_req *r
             break;
         if (r->methods & (1u << ekv_http_req_method(req)))
             return r;
-        for (size_t m = 1; m < EKV_ARRAY_LEN(method_names); m++) {
+        for (unsigned m = 1; m < EKV_HTTP_NMETHODS; m++) {
             if (r->methods & (1u << m)) {
                 int n = snprintf(allow + alen, sizeof(allow) - alen, "%s%s",
-                                 alen > 0 ? ", " : "", method_names[m]);
+                                 alen > 0 ? ", " : "", ekv_http_method_name((enum ekv_http_method)m));
                 if (n > 0)
                     alen = EKV_MIN(alen + (size_t)n, sizeof(allow) - 1);
             }
@@ -216,7 +211,7 @@ static void on_request(struct ekv_http_req *req, void *arg)
     const char *path = ekv_http_req_path(req, &len);
 
     if (!ekv_route_match(r->pattern, path, len, cap)) /* cannot happen: matched in on_head */
-        abort();
+        EKV_FATAL("route %s no longer matches its request", r->pattern);
     r->handler(api, req, cap);
 }
 
@@ -275,7 +270,7 @@ struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps)
     ekv_keyspace_set_hooks(api->ks, &hooks);
     api->separate_admin = conf->admin_listen.host != NULL;
     api->open = conf->api_tokens.count == 0 && conf->read_tokens.count == 0;
-    ekv_rng_seed(api->rng);
+    ekv_rng_init(&api->rng);
     return api;
 }
 

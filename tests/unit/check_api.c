@@ -561,7 +561,7 @@ START_TEST(test_new_ids)
     struct ekv_api api = {0};
     char a[EKV_ID_LEN + 1], b[EKV_ID_LEN + 1];
 
-    ekv_rng_seed(api.rng);
+    ekv_rng_init(&api.rng);
     ekv_api_new_id(&api, a);
     ekv_api_new_id(&api, b);
     ck_assert_uint_eq(strlen(a), EKV_ID_LEN);
