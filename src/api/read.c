@@ -3,9 +3,11 @@
  * The cache is trusted only while the invalidation link is fresh (DESIGN.md, coherence rules
  * 1-2); otherwise reads go to the origin and store nothing, except that while the origin itself
  * is unreachable an entry may be served stale for up to stale-if-error, never past its item's
- * TTL. A miss installs a fill before the origin read; concurrent misses, on any worker, join it
- * and are answered on their own worker through its mailbox. Hits send the cached, immutable
- * value by reference (no copy): the response holds a reference until it has been written. */
+ * TTL. A miss leads a fill (fill.h) installed before the origin read; concurrent misses, on any
+ * worker, join it and are answered on their own worker. What is stored and what a failed read
+ * may answer (stale-if-error) is decided here; the fill module runs the protocol. Hits send the
+ * cached, immutable value by reference (no copy): the response holds a reference until it has
+ * been written. */
 #include "config.h"
 
 #include <stddef.h>
@@ -37,8 +39,7 @@ enum how {
 };
 
 struct reader {
-    struct ekv_cache_waiter w; /* the cache hands this back to the fill's leader */
-    struct ekv_mailbox_msg msg;
+    struct ekv_fill_waiter w;  /* how a joined reader is answered (fill.h) */
     struct ekv_api *api;       /* the reader's own worker */
     struct ekv_http_req *req;
     const char *inm;           /* If-None-Match (a view into req) */
@@ -47,9 +48,6 @@ struct reader {
     bool bypass;               /* no-cache / consistency=strong */
     struct ekv_cache_fill *fill;
     uint64_t sent_ms;          /* when the origin read was sent: TTLs count from here */
-    struct ekv_cache_entry *result; /* a joined reader's answer (a reference), or NULL */
-    enum ekv_ks_outcome fail;  /* a joined reader's failure (an origin fault) */
-    bool stale;
     size_t ckey_len;
     char ckey[CKEY_MAX]; /* allocated to its length: keep it last */
 };
@@ -61,7 +59,6 @@ uint64_t ekv_api_now_ms(void)
 
 static void reader_free(struct reader *rd)
 {
-    ekv_cache_entry_release(rd->result);
     ekv_free(rd);
 }
 
@@ -225,45 +222,30 @@ static bool storable(const struct ekv_api *api, const struct ekv_cache_entry *e)
     return len <= api->conf->cache_max_item_bytes;
 }
 
-static void answer_joined(void *arg)
+/* A joined reader's answer (fill.h), on its own worker: the leader's entry (@e, ours to release),
+ * or its failure. */
+static void on_joined(struct ekv_fill_waiter *w, struct ekv_cache_entry *e, bool stale, int fail)
 {
-    struct reader *rd = arg;
+    struct reader *rd = (struct reader *)(void *)((char *)w - offsetof(struct reader, w));
     uint64_t now = ekv_api_now_ms();
     char cs[96];
 
-    if (rd->result != NULL) {
-        if (rd->stale)
-            cache_status_hit(rd->result, now, true, cs, sizeof(cs));
+    if (e != NULL) {
+        if (stale)
+            cache_status_hit(e, now, true, cs, sizeof(cs));
         else
             snprintf(cs, sizeof(cs), "edgekv; fwd=uri-miss; collapsed");
-        respond_entry(rd->req, rd->inm, rd->inm_len, rd->result, cs, now);
+        respond_entry(rd->req, rd->inm, rd->inm_len, e, cs, now);
+        ekv_cache_entry_release(e);
     } else {
         /* the leader's answer, but for the Redis error text: the leader logged it */
         const struct ekv_ks_result res = {
-            .outcome = rd->fail,
-            .malformed = rd->fail == EKV_KS_ORIGIN_PROTOCOL ? "item" : NULL,
+            .outcome = (enum ekv_ks_outcome)fail,
+            .malformed = fail == EKV_KS_ORIGIN_PROTOCOL ? "item" : NULL,
         };
         ekv_api_respond_outcome(rd->api, rd->req, &res);
     }
     reader_free(rd);
-}
-
-/* Hands the fill's outcome to every reader that joined it, on its own worker. */
-static void answer_waiters(struct ekv_cache_waiter *w, struct ekv_cache_entry *e, bool stale,
-                           enum ekv_ks_outcome fail)
-{
-    while (w != NULL) {
-        struct reader *rd = (struct reader *)(void *)w;
-        struct ekv_cache_waiter *next = w->next;
-
-        if (e != NULL)
-            ekv_cache_entry_ref(e);
-        rd->result = e;
-        rd->stale = stale;
-        rd->fail = fail;
-        ekv_mailbox_post(rd->api->d.mailbox, &rd->msg, answer_joined, rd);
-        w = next;
-    }
 }
 
 /* Whether @oc says the origin is unreachable (rather than answering wrongly). */
@@ -280,23 +262,22 @@ static void read_done(struct reader *rd, struct ekv_cache_entry *e, const struct
     struct ekv_http_req *req = rd->req;
     uint64_t now = ekv_api_now_ms();
     struct ekv_cache_entry *stale = NULL;
-    struct ekv_cache_waiter *waiters = NULL;
+    struct ekv_fill_joined joined;
     bool stored = false;
     char cs[96];
 
     if (rd->how == LEAD) {
         /* rule 1: nothing is stored while the cache is not trusted (the link dropped since
          * the fill began); the next subscription would flush it anyway */
-        stored = ekv_cache_fill_finish(api->d.cache, rd->fill,
-                                       e != NULL && storable(api, e) && cache_trusted(api, now)
-                                           ? e
-                                           : NULL,
-                                       now, &waiters, e == NULL ? &stale : NULL);
+        stored = ekv_fill_finish(api->d.cache, rd->fill,
+                                 e != NULL && storable(api, e) && cache_trusted(api, now) ? e
+                                                                                          : NULL,
+                                 now, &joined, e == NULL ? &stale : NULL);
         if (stale != NULL && !stale_allowed(api, now, unreachable(res->outcome))) {
             ekv_cache_entry_release(stale);
             stale = NULL;
         }
-        answer_waiters(waiters, e != NULL ? e : stale, e == NULL, res->outcome);
+        ekv_fill_answer(&joined, e != NULL ? e : stale, e == NULL, (int)res->outcome);
     }
     if (e != NULL) {
         snprintf(cs, sizeof(cs), "edgekv; fwd=%s%s", rd->bypass ? "request" : "uri-miss",
@@ -419,9 +400,9 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
         }
         ekv_metrics_lookup(api->mw, EKV_ML_BYPASS);
     } else {
-        switch (ekv_cache_lookup(api->d.cache, ckey, ckey_len, now,
-                                 bypass ? EKV_CACHE_NO_JOIN : 0, &e, &rd->fill, &rd->w)) {
-        case EKV_CACHE_HIT: /* stored between the two lookups */
+        switch (ekv_fill_begin(api->d.cache, ckey, ckey_len, now, !bypass, &rd->w, api->d.mailbox,
+                               on_joined, &e, &rd->fill)) {
+        case EKV_FILL_HIT: /* stored between the two lookups */
             ekv_metrics_lookup(api->mw,
                                ekv_cache_entry_negative(e) ? EKV_ML_NEGATIVE_HIT : EKV_ML_HIT);
             cache_status_hit(e, now, false, cs, sizeof(cs));
@@ -429,14 +410,14 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
             ekv_cache_entry_release(e);
             reader_free(rd);
             return;
-        case EKV_CACHE_JOINED:
+        case EKV_FILL_JOINED:
             ekv_metrics_lookup(api->mw, EKV_ML_COLLAPSED);
-            return; /* answered by the fill's leader, through our mailbox */
-        case EKV_CACHE_LEAD:
+            return; /* answered by the fill's leader, through our mailbox (on_joined) */
+        case EKV_FILL_LEAD:
             ekv_metrics_lookup(api->mw, bypass ? EKV_ML_BYPASS : EKV_ML_MISS);
             rd->how = LEAD;
             break;
-        case EKV_CACHE_MISS:
+        case EKV_FILL_ALONE:
             ekv_metrics_lookup(api->mw, EKV_ML_MISS);
             break;
         }
@@ -503,8 +484,8 @@ int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *si
     }
     /* not cached: lead a fill of our own (no joining: resolutions are cheap), installed before
      * the origin is asked so that a store or link change meanwhile poisons it */
-    if (ekv_cache_lookup(api->d.names, name, len, now, EKV_CACHE_NO_JOIN, &e, fill, NULL) !=
-        EKV_CACHE_LEAD)
+    if (ekv_fill_begin(api->d.names, name, len, now, false, NULL, NULL, NULL, &e, fill) !=
+        EKV_FILL_LEAD)
         *fill = NULL;
     return EKV_EAGAIN;
 }
@@ -515,7 +496,7 @@ void ekv_names_finish(struct ekv_api *api, struct ekv_cache_fill *fill, const ch
     uint64_t now = ekv_api_now_ms();
     struct ekv_cache_item it = {.fetched_ms = now};
     struct ekv_cache_entry *e = NULL;
-    struct ekv_cache_waiter *waiters;
+    struct ekv_fill_joined joined;
 
     if (fill == NULL)
         return;
@@ -526,6 +507,7 @@ void ekv_names_finish(struct ekv_api *api, struct ekv_cache_fill *fill, const ch
         it.expires_ms = now + (sid != NULL ? api->conf->cache_max_ttl_ms : api->conf->negative_ttl_ms);
         e = ekv_cache_entry_new(name, len, &it);
     }
-    (void)ekv_cache_fill_finish(api->d.names, fill, e, now, &waiters, NULL);
+    (void)ekv_fill_finish(api->d.names, fill, e, now, &joined, NULL);
+    ekv_fill_answer(&joined, e, false, 0); /* nobody joins a resolution: a no-op */
     ekv_cache_entry_release(e);
 }

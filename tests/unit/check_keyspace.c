@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +87,8 @@ START_TEST(test_item_ok)
     struct ekv_ks_item it;
     redisReply *r;
 
-    r = resp("*2\r\n:1500\r\n*4\r\n$5\r\nhello\r\n$4\r\nm=1x\r\n$2\r\n42\r\n$13\r\n1700000000123\r\n");
+    r = resp(
+        "*2\r\n:1500\r\n*4\r\n$5\r\nhello\r\n$4\r\nm=1x\r\n$2\r\n42\r\n$13\r\n1700000000123\r\n");
     ekv_ks_decode_item(r, &res, &it);
     ck_assert_int_eq(res.outcome, EKV_KS_OK);
     ck_assert_ks_str(it.value, "hello");
@@ -127,28 +129,28 @@ END_TEST
 START_TEST(test_item_malformed)
 {
     static const char *const bad[] = {
-        ":1\r\n",                                                   /* not an array */
-        "$2\r\nok\r\n",                                             /* not an array */
-        "*-1\r\n",                                                  /* nil */
-        "*0\r\n",                                                   /* empty */
-        "*1\r\n:1\r\n",                                             /* short */
-        "*3\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n:1\r\n", /* long */
-        "*2\r\n$2\r\n10\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n", /* PTTL not an integer */
-        "*2\r\n$-1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",      /* PTTL nil */
-        "*2\r\n:1\r\n$-1\r\n",                                      /* fields nil */
-        "*2\r\n:1\r\n:4\r\n",                                       /* fields not an array */
-        "*2\r\n:1\r\n*3\r\n$-1\r\n$-1\r\n$1\r\n1\r\n",              /* three fields */
+        ":1\r\n",                                                    /* not an array */
+        "$2\r\nok\r\n",                                              /* not an array */
+        "*-1\r\n",                                                   /* nil */
+        "*0\r\n",                                                    /* empty */
+        "*1\r\n:1\r\n",                                              /* short */
+        "*3\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n:1\r\n",  /* long */
+        "*2\r\n$2\r\n10\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",  /* PTTL not an integer */
+        "*2\r\n$-1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",       /* PTTL nil */
+        "*2\r\n:1\r\n$-1\r\n",                                       /* fields nil */
+        "*2\r\n:1\r\n:4\r\n",                                        /* fields not an array */
+        "*2\r\n:1\r\n*3\r\n$-1\r\n$-1\r\n$1\r\n1\r\n",               /* three fields */
         "*2\r\n:1\r\n*5\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$-1\r\n$-1\r\n", /* five fields */
-        "*2\r\n:1\r\n*4\r\n:5\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",        /* value an integer */
-        "*2\r\n:1\r\n*4\r\n$-1\r\n*0\r\n$1\r\n1\r\n$-1\r\n",        /* metadata an array */
-        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n:1\r\n$-1\r\n",            /* generation an integer */
-        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$3\r\nabc\r\n$-1\r\n",     /* generation not a number */
-        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$2\r\n-1\r\n$-1\r\n",      /* generation negative */
-        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$0\r\n\r\n$-1\r\n",        /* generation empty */
+        "*2\r\n:1\r\n*4\r\n:5\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",         /* value an integer */
+        "*2\r\n:1\r\n*4\r\n$-1\r\n*0\r\n$1\r\n1\r\n$-1\r\n",         /* metadata an array */
+        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n:1\r\n$-1\r\n",             /* generation an integer */
+        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$3\r\nabc\r\n$-1\r\n",      /* generation not a number */
+        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$2\r\n-1\r\n$-1\r\n",       /* generation negative */
+        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$0\r\n\r\n$-1\r\n",         /* generation empty */
         "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$20\r\n99999999999999999999\r\n$-1\r\n", /* too big */
         "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n$9\r\nyesterday\r\n", /* last-modified */
-        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n:12\r\n",       /* last-modified an int */
-        "*2\r\n:1\r\n*4\r\n+OK\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",       /* a status, not a bulk */
+        "*2\r\n:1\r\n*4\r\n$-1\r\n$-1\r\n$1\r\n1\r\n:12\r\n",             /* last-modified an int */
+        "*2\r\n:1\r\n*4\r\n+OK\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",             /* a status, not a bulk */
     };
 
     for (size_t i = 0; i < EKV_ARRAY_LEN(bad); i++) {
@@ -232,19 +234,19 @@ START_TEST(test_put)
         {"*1\r\n:3\r\n", EKV_KS_PRECONDITION_FAILED},
         {"*1\r\n:4\r\n", EKV_KS_TOO_LARGE},
         /* malformed */
-        {"*1\r\n:0\r\n", EKV_KS_ORIGIN_PROTOCOL},                     /* OK without its values */
-        {"*2\r\n:0\r\n:17\r\n", EKV_KS_ORIGIN_PROTOCOL},              /* short */
-        {"*3\r\n:0\r\n$2\r\n17\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},   /* generation a string */
-        {"*3\r\n:0\r\n$-1\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},        /* generation nil */
-        {"*3\r\n:0\r\n:-5\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},        /* generation negative */
-        {"*3\r\n:0\r\n:17\r\n$-1\r\n", EKV_KS_ORIGIN_PROTOCOL},       /* time nil */
-        {"*4\r\n:0\r\n:17\r\n:1\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},  /* long */
-        {"*2\r\n:1\r\n$5\r\nstore\r\n", EKV_KS_ORIGIN_PROTOCOL},      /* NO_STORE with extras */
-        {"*1\r\n:2\r\n", EKV_KS_ORIGIN_PROTOCOL},                     /* NO_KEY: not a put code */
-        {"*1\r\n:200\r\n", EKV_KS_ORIGIN_PROTOCOL},                   /* an HTTP status */
+        {"*1\r\n:0\r\n", EKV_KS_ORIGIN_PROTOCOL},                    /* OK without its values */
+        {"*2\r\n:0\r\n:17\r\n", EKV_KS_ORIGIN_PROTOCOL},             /* short */
+        {"*3\r\n:0\r\n$2\r\n17\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},  /* generation a string */
+        {"*3\r\n:0\r\n$-1\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},       /* generation nil */
+        {"*3\r\n:0\r\n:-5\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},       /* generation negative */
+        {"*3\r\n:0\r\n:17\r\n$-1\r\n", EKV_KS_ORIGIN_PROTOCOL},      /* time nil */
+        {"*4\r\n:0\r\n:17\r\n:1\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL}, /* long */
+        {"*2\r\n:1\r\n$5\r\nstore\r\n", EKV_KS_ORIGIN_PROTOCOL},     /* NO_STORE with extras */
+        {"*1\r\n:2\r\n", EKV_KS_ORIGIN_PROTOCOL},                    /* NO_KEY: not a put code */
+        {"*1\r\n:200\r\n", EKV_KS_ORIGIN_PROTOCOL},                  /* an HTTP status */
         {"*1\r\n:-1\r\n", EKV_KS_ORIGIN_PROTOCOL},
-        {"*1\r\n$1\r\n0\r\n", EKV_KS_ORIGIN_PROTOCOL},                /* code a string */
-        {"*1\r\n$-1\r\n", EKV_KS_ORIGIN_PROTOCOL},                    /* code nil */
+        {"*1\r\n$1\r\n0\r\n", EKV_KS_ORIGIN_PROTOCOL}, /* code a string */
+        {"*1\r\n$-1\r\n", EKV_KS_ORIGIN_PROTOCOL},     /* code nil */
         {"*0\r\n", EKV_KS_ORIGIN_PROTOCOL},
         {":0\r\n", EKV_KS_ORIGIN_PROTOCOL},
         {"$-1\r\n", EKV_KS_ORIGIN_PROTOCOL},
@@ -322,14 +324,14 @@ START_TEST(test_key_list)
     struct ekv_ks_str *names;
     redisReply *r;
     static const char *const bad[] = {
-        "*1\r\n:0\r\n",                         /* no "more" */
-        "*2\r\n:0\r\n$1\r\n1\r\n",              /* "more" a string */
-        "*2\r\n:0\r\n:2\r\n",                   /* "more" neither 0 nor 1 */
-        "*3\r\n:0\r\n:0\r\n:5\r\n",             /* a name that is an integer */
-        "*3\r\n:0\r\n:0\r\n$-1\r\n",            /* a nil name */
-        "*4\r\n:0\r\n:0\r\n$1\r\na\r\n*0\r\n",  /* an array name */
-        "*1\r\n:2\r\n",                         /* NO_KEY: not a listing code */
-        "*2\r\n:1\r\n:0\r\n",                   /* NO_STORE with extras */
+        "*1\r\n:0\r\n",                        /* no "more" */
+        "*2\r\n:0\r\n$1\r\n1\r\n",             /* "more" a string */
+        "*2\r\n:0\r\n:2\r\n",                  /* "more" neither 0 nor 1 */
+        "*3\r\n:0\r\n:0\r\n:5\r\n",            /* a name that is an integer */
+        "*3\r\n:0\r\n:0\r\n$-1\r\n",           /* a nil name */
+        "*4\r\n:0\r\n:0\r\n$1\r\na\r\n*0\r\n", /* an array name */
+        "*1\r\n:2\r\n",                        /* NO_KEY: not a listing code */
+        "*2\r\n:1\r\n:0\r\n",                  /* NO_STORE with extras */
         "$-1\r\n",
     };
 
@@ -378,17 +380,17 @@ START_TEST(test_stores)
     size_t n;
     redisReply *r;
     static const char *const bad_lists[] = {
-        "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",           /* not rows of four */
-        "*4\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n$1\r\nd\r\n",    /* a nil */
-        "*4\r\n$1\r\na\r\n:1\r\n$1\r\nc\r\n$1\r\nd\r\n",     /* an integer */
+        "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",        /* not rows of four */
+        "*4\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n$1\r\nd\r\n", /* a nil */
+        "*4\r\n$1\r\na\r\n:1\r\n$1\r\nc\r\n$1\r\nd\r\n",  /* an integer */
         ":0\r\n",
         "$-1\r\n",
     };
     static const char *const bad_records[] = {
-        "*2\r\n$1\r\na\r\n$1\r\nb\r\n",                      /* short */
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\n",                       /* short */
         "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n", /* long */
-        "*3\r\n:1\r\n$1\r\nb\r\n$1\r\nc\r\n",                /* name an integer */
-        "*3\r\n$1\r\na\r\n*0\r\n$1\r\nc\r\n",                /* created_at an array */
+        "*3\r\n:1\r\n$1\r\nb\r\n$1\r\nc\r\n",                 /* name an integer */
+        "*3\r\n$1\r\na\r\n*0\r\n$1\r\nc\r\n",                 /* created_at an array */
         "$-1\r\n",
     };
 
@@ -471,7 +473,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- links */
 
-#define LINK_JSON                                                                                 \
+#define LINK_JSON                                                                                  \
     "{\"id\":\"l1\",\"name\":\"n\",\"resource_id\":\"s1\",\"version\":\"1\","                      \
     "\"created_at\":\"c\",\"updated_at\":\"u\"}"
 
@@ -584,8 +586,8 @@ START_TEST(test_links)
 
     bulk(b, sizeof(b), LINK_JSON);
     /* a link, its name entry, a link that is not JSON (left out) */
-    snprintf(buf, sizeof(buf), "*6\r\n$4\r\nl:l1\r\n%s$3\r\nn:n\r\n$2\r\nl1\r\n$4\r\nl:l2\r\n$1\r\n{\r\n",
-             b);
+    snprintf(buf, sizeof(buf),
+             "*6\r\n$4\r\nl:l1\r\n%s$3\r\nn:n\r\n$2\r\nl1\r\n$4\r\nl:l2\r\n$1\r\n{\r\n", b);
     r = resp(buf);
     ekv_ks_decode_links(r, &res, &links, &n, &root);
     ck_assert_int_eq(res.outcome, EKV_KS_OK);
@@ -720,8 +722,7 @@ START_TEST(test_layout)
     ck_assert_ptr_eq(ckey, k.p + strlen("edgekv:i:")); /* a view, no copy */
     ekv_ks_key_clear(&k);
 
-    ck_assert_int_eq(ekv_keyspace_cache_key_of_redis_key(ks, "edgekv:stores", 13, &ckey,
-                                                         &ckey_len),
+    ck_assert_int_eq(ekv_keyspace_cache_key_of_redis_key(ks, "edgekv:stores", 13, &ckey, &ckey_len),
                      EKV_KS_TRACKED_NAMES);
     ck_assert_ptr_null(ckey);
     ck_assert_int_eq(

@@ -1,4 +1,4 @@
-/* mailbox.c - a queue of closures run on one loop, fed from any thread (see fill.h). */
+/* mailbox.c - a queue of closures run on one loop, fed from any thread (see mailbox.h). */
 #include "config.h"
 
 #include <pthread.h>
@@ -7,7 +7,7 @@
 #include <event2/event.h>
 
 #include "edgekv/alloc.h"
-#include "edgekv/fill.h"
+#include "edgekv/mailbox.h"
 
 struct ekv_mailbox {
     pthread_mutex_t lock;
