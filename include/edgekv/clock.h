@@ -13,9 +13,6 @@ uint64_t ekv_clock_now_us(void);
 /** CLOCK_MONOTONIC (or the test source) in milliseconds. Any thread. */
 uint64_t ekv_clock_now_ms(void);
 
-/** Old names of ekv_clock_now_ms()/_us(), kept while callers move over. */
-uint64_t ekv_mono_ms(void);
-uint64_t ekv_mono_us(void);
 
 /** @ms milliseconds as a struct timeval (for libevent's timers). */
 struct timeval ekv_ms_tv(uint64_t ms);

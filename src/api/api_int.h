@@ -262,8 +262,6 @@ void ekv_fmt_http_date(long long t, char out[32]);
 
 /* ---------------------------------------------------------------- read.c: cached reads */
 
-/** CLOCK_MONOTONIC in milliseconds: the cache's and the invalidation link's clock. */
-uint64_t ekv_api_now_ms(void);
 
 /**
  * Answers the GET/HEAD @req of item @ir in store @sid: from the edge cache when it may be

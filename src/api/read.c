@@ -52,11 +52,6 @@ struct reader {
     char ckey[CKEY_MAX]; /* allocated to its length: keep it last */
 };
 
-uint64_t ekv_api_now_ms(void)
-{
-    return ekv_mono_ms();
-}
-
 static void reader_free(struct reader *rd)
 {
     ekv_free(rd);
@@ -115,12 +110,12 @@ static void respond_entry(struct ekv_http_req *req, const char *inm, size_t inm_
     val = ekv_cache_entry_value(e, &len);
     body = evbuffer_new();
     if (body == NULL)
-        abort();
+        EKV_FATAL("out of memory answering a hit");
     if (len > 0) {
         /* zero copy: the response keeps the entry alive until its bytes are written */
         ekv_cache_entry_ref(e);
         if (evbuffer_add_reference(body, val, len, release_ref, e) != 0)
-            abort();
+            EKV_FATAL("out of memory answering a hit");
     }
     ekv_http_respond(req, 200, body);
     evbuffer_free(body);
@@ -227,7 +222,7 @@ static bool storable(const struct ekv_api *api, const struct ekv_cache_entry *e)
 static void on_joined(struct ekv_fill_waiter *w, struct ekv_cache_entry *e, bool stale, int fail)
 {
     struct reader *rd = (struct reader *)(void *)((char *)w - offsetof(struct reader, w));
-    uint64_t now = ekv_api_now_ms();
+    uint64_t now = ekv_clock_now_ms();
     char cs[96];
 
     if (e != NULL) {
@@ -260,7 +255,7 @@ static void read_done(struct reader *rd, struct ekv_cache_entry *e, const struct
 {
     struct ekv_api *api = rd->api;
     struct ekv_http_req *req = rd->req;
-    uint64_t now = ekv_api_now_ms();
+    uint64_t now = ekv_clock_now_ms();
     struct ekv_cache_entry *stale = NULL;
     struct ekv_fill_joined joined;
     bool stored = false;
@@ -321,7 +316,7 @@ static void on_item(const struct ekv_ks_result *res, const struct ekv_ks_item *i
 static void read_origin(struct reader *rd, const char *sid, size_t sid_len, const char *key,
                         size_t key_len)
 {
-    rd->sent_ms = ekv_api_now_ms();
+    rd->sent_ms = ekv_clock_now_ms();
     ekv_keyspace_item_get(rd->api->ks, sid, sid_len, key, key_len, on_item, rd);
 }
 
@@ -366,7 +361,7 @@ static bool try_hit(struct ekv_api *api, struct ekv_http_req *req, const struct 
 void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
                    const char *sid, size_t sid_len)
 {
-    uint64_t now = ekv_api_now_ms();
+    uint64_t now = ekv_clock_now_ms();
     bool bypass = wants_origin(req), trusted = cache_trusted(api, now);
     struct reader *rd;
     struct ekv_cache_entry *e;
@@ -463,7 +458,7 @@ static int names_answer(struct ekv_cache_entry *e, char *sid)
 int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *sid,
                      struct ekv_cache_fill **fill)
 {
-    uint64_t now = ekv_api_now_ms();
+    uint64_t now = ekv_clock_now_ms();
     struct ekv_cache_entry *e;
 
     *fill = NULL;
@@ -493,7 +488,7 @@ int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *si
 void ekv_names_finish(struct ekv_api *api, struct ekv_cache_fill *fill, const char *name,
                       size_t len, const char *sid, size_t sid_len, bool failed)
 {
-    uint64_t now = ekv_api_now_ms();
+    uint64_t now = ekv_clock_now_ms();
     struct ekv_cache_item it = {.fetched_ms = now};
     struct ekv_cache_entry *e = NULL;
     struct ekv_fill_joined joined;

@@ -12,6 +12,7 @@
 #include "edgekv/alloc.h"
 #include "edgekv/cache.h"
 #include "edgekv/conf.h"
+#include "edgekv/clock.h"
 #include "edgekv/http.h"
 #include "edgekv/inval.h"
 #include "edgekv/keyspace.h"
@@ -72,7 +73,7 @@ static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
                       ? api->d.origins_up(api->d.gauges_arg, why, sizeof(why))
                       : ekv_keyspace_connected(api->ks);
     bool inval = api->d.inval == NULL ||
-                 ekv_inval_fresh(api->d.inval, ekv_api_now_ms(), api->conf->max_staleness_ms);
+                 ekv_inval_fresh(api->d.inval, ekv_clock_now_ms(), api->conf->max_staleness_ms);
     const char *reason = api->draining                 ? "shutting down"
                          : !origin && why[0] != '\0' ? why /* "tls: ...", "connect failed: ..." */
                          : !origin                     ? "origin not connected"
@@ -235,7 +236,7 @@ static void on_origin_state(bool up, void *arg)
     if (up)
         api->trouble_since_ms = 0;
     else if (api->trouble_since_ms == 0)
-        api->trouble_since_ms = ekv_api_now_ms();
+        api->trouble_since_ms = ekv_clock_now_ms();
 }
 
 /* Every origin answer, for the origin counters and latency histogram, by the keyspace's op. */
@@ -268,7 +269,7 @@ struct ekv_api *ekv_api_new(const struct ekv_api_deps *deps)
     api->conf = conf;
     api->ks = deps->keyspace;
     api->mw = ekv_metrics_worker(deps->metrics, deps->worker);
-    api->trouble_since_ms = ekv_api_now_ms(); /* not connected yet */
+    api->trouble_since_ms = ekv_clock_now_ms(); /* not connected yet */
     ekv_keyspace_set_hooks(api->ks, &hooks);
     api->separate_admin = conf->admin_listen.host != NULL;
     api->open = conf->api_tokens.count == 0 && conf->read_tokens.count == 0;

@@ -33,16 +33,6 @@ uint64_t ekv_clock_now_ms(void)
     return ekv_clock_now_us() / 1000;
 }
 
-uint64_t ekv_mono_us(void)
-{
-    return ekv_clock_now_us();
-}
-
-uint64_t ekv_mono_ms(void)
-{
-    return ekv_clock_now_ms();
-}
-
 struct timeval ekv_ms_tv(uint64_t ms)
 {
     return (struct timeval){.tv_sec = (time_t)(ms / 1000),

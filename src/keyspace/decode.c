@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/log.h"
 #include "edgekv/keyspace.h"
 #include "edgekv/origin.h"
 #include "edgekv/text.h"
@@ -459,7 +460,7 @@ void ekv_ks_decode_links(const struct redisReply *r, struct ekv_ks_result *res,
             *links = ekv_malloc((r->elements / 2) * sizeof(**links));
         }
         if (keep == NULL || json_array_append_new(keep, one) != 0) /* keeps @l's views alive */
-            abort();
+            EKV_FATAL("out of memory decoding resource links");
         (*links)[n++] = l;
     }
     *count = n;

@@ -176,9 +176,8 @@ struct ekv_keyspace *ekv_keyspace_new(const struct ekv_keyspace_opts *opts)
             if (strcmp(ekv_lua_sources[k].name, ekv_ks_script_names[i]) == 0)
                 break;
         if (k == ekv_lua_nsources) {
-            ekv_log(EKV_LOG_ERROR, "built without the Lua script %s.lua (see LUA_FILES)",
-                    ekv_ks_script_names[i]);
-            abort();
+            EKV_FATAL("built without the Lua script %s.lua (see LUA_FILES)",
+                      ekv_ks_script_names[i]);
         }
         ks->script[i] = k;
         ks->op_of_script[k] = (unsigned char)script_op[i];

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/log.h"
 #include "edgekv/mailbox.h"
 
 struct ekv_mailbox {
@@ -46,7 +47,7 @@ struct ekv_mailbox *ekv_mailbox_new(struct event_base *base)
     mb->tail = &mb->head;
     mb->ev = event_new(base, -1, 0, on_mail, mb);
     if (mb->ev == NULL)
-        abort();
+        EKV_FATAL("cannot create a mailbox event");
     return mb;
 }
 

@@ -2,7 +2,16 @@
 #ifndef EDGEKV_SERVER_INT_H
 #define EDGEKV_SERVER_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <event2/event.h>
+
 #include "edgekv/common.h"
+#include "edgekv/conf.h"
+#include "edgekv/http.h"
+#include "edgekv/log.h"
+#include "edgekv/server.h"
 
 struct ekv_conf_addr;
 struct evbuffer;
@@ -100,5 +109,123 @@ struct ekv_ratelimit {
  */
 bool ekv_ratelimit_allow(struct ekv_ratelimit *rl, const char *peer, uint64_t now_ms,
                          unsigned *suppressed, unsigned *capped);
+
+/* ---------------------------------------------------------------- the process and its workers
+ * (server.c, worker.c, reload.c): what the three files share */
+
+#define NLISTENERS 2         /* EKV_API_TAG_MAIN, EKV_API_TAG_ADMIN */
+#define FD_RESERVE 64        /* descriptors kept for listeners, loops, Redis, logs */
+#define ACCEPT_PAUSE_MS 100  /* after EMFILE/ENFILE: stop accepting this long */
+#define PIPELINE_DEPTH 32    /* requests read ahead per connection */
+#define ALOG_FLUSH_MS 1000   /* the access log is written at least this often */
+#define WARN_EVERY_MS 10000  /* a repeated operational warning, at most this often */
+
+struct worker;
+
+/* One configuration as the workers run it: immutable once built. */
+struct snapshot {
+    struct ekv_conf *conf; /* owned */
+    int alog_fd;           /* the access log (O_APPEND), or -1 */
+    uint64_t gen;          /* 1 at start-up, then one more per reload */
+    atomic_uint refs;      /* the main thread's, each worker's, each posted one */
+};
+
+struct listener {
+    struct worker *w;
+    int tag;
+    struct evconnlistener *lis;
+    struct event *pause; /* re-enables accepting after a descriptor shortage */
+    struct ekv_log_limit warn; /* its operational warnings, once in a while */
+};
+
+struct worker {
+    struct ekv_server *srv;
+    unsigned id;
+    pthread_t thread;
+    bool started;
+    struct event_base *base;
+    struct ekv_http_server *http;
+    struct ekv_api *api;
+    struct ekv_origin *origin;
+    struct ekv_origin_script *scripts; /* this worker's copy (its origin writes the SHA-1s) */
+    struct ekv_keyspace *keyspace;     /* the API's data, over this worker's origin */
+    struct ekv_mailbox *mailbox;       /* readers joined to other workers' fills land here */
+    struct listener lis[NLISTENERS];
+    struct event *deadline; /* shutdown-timeout */
+    bool draining;
+    struct ekv_metrics_worker *mw;
+    struct ekv_http_hooks api_hooks; /* the API's callbacks, which ours wrap */
+    struct snapshot *snap;           /* the configuration this worker runs (a reference) */
+    _Atomic(struct snapshot *) next; /* posted by the main thread, not applied yet (a reference) */
+    atomic_ullong applied_gen;       /* snap->gen, for the main thread */
+    struct ekv_alog alog;            /* access log lines not written yet */
+    struct event *alog_timer;
+    uint64_t alog_warn_ms;           /* when an access log problem was last logged */
+    size_t alog_dropped;             /* lines dropped since */
+};
+
+struct ekv_server {
+    struct snapshot *snap; /* the current configuration (main thread) */
+    uint64_t shutdown_ms;  /* shutdown-timeout (needs a restart: any thread may read it) */
+    uint64_t heartbeat_ms; /* the invalidation link's, fixed at start-up */
+    uint64_t shard_bytes;  /* an item cache shard's share: no larger entry is ever stored */
+    ekv_server_reload_cb *reload_cb;
+    void *reload_arg;
+    struct event *reload_ack;  /* activated by each worker as it applies a snapshot */
+    uint64_t gen_logged;       /* the last reload reported as applied everywhere */
+    char reload_changed[512];  /* what that reload changed, for its log line */
+    /* client error lines, rate-limited for the whole process (only taken when such a line
+     * would be logged: never on a request that went well) */
+    pthread_mutex_t errlog_lock;
+    struct ekv_ratelimit errlog;
+    /* conf->origin with the host resolved to a number: the server's own copy, which the origin
+     * connections and the invalidation link borrow (configuration snapshots come and go) */
+    struct ekv_conf_origin origin_addr;
+    int fds[NLISTENERS]; /* -1 when unused */
+    unsigned nworkers;
+    struct worker *workers;
+    struct event_base *base; /* the main thread's loop: signals, worker exits */
+    struct event *sig_term, *sig_int, *sig_hup;
+    struct event *worker_done; /* activated by each worker thread as it ends */
+    atomic_uint nconns;
+    atomic_uint nfinished;
+    unsigned max_conns;
+    unsigned stop_signals;
+    struct ekv_cache *cache;   /* items; NULL with cache-max-bytes 0 */
+    struct ekv_cache *names;   /* /kv/{name} resolutions */
+    struct ekv_inval *inval;   /* on the main thread's loop; NULL without a cache */
+    struct ekv_origin_tls *origin_tls; /* rediss://: shared by every origin connection */
+    struct ekv_keyspace *layout; /* the key layout, for the invalidation link (which borrows its
+                                    prefixes and heartbeat channel); NULL without a cache */
+    struct ekv_metrics *metrics;
+};
+
+
+/* reload.c */
+/** A snapshot of @conf (taken over) with the access log @fd, generation @gen, one reference. */
+struct snapshot *ekv_snap_new(struct ekv_conf *conf, int fd, uint64_t gen);
+void ekv_snap_ref(struct snapshot *s);
+/** Drops a reference; the last one frees the configuration and closes the access log. */
+void ekv_snap_unref(struct snapshot *s);
+/** Opens @conf's access log (-1 in *@fd when there is none). */
+int ekv_open_access_log(const struct ekv_conf *conf, int *fd, char *err, size_t errlen);
+/** Main thread: a worker has applied a snapshot (reports when all have). */
+void ekv_reload_on_ack(evutil_socket_t fd, short what, void *arg);
+/** Main thread: SIGHUP. */
+void ekv_reload_on_hup(evutil_socket_t sig, short what, void *arg);
+
+/* worker.c */
+/** Sets up worker @id of @srv (not started). EKV_OK, or EKV_ERROR with @err. */
+int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char *err,
+                    size_t errlen);
+void ekv_worker_deinit(struct worker *w);
+/** The worker thread. */
+void *ekv_worker_main(void *arg);
+/** Runs @fn on @w's loop (from the main thread). */
+void ekv_worker_post(struct worker *w, event_callback_fn fn);
+/** On the worker's loop: apply the posted snapshot; stop accepting and drain; close all now. */
+void ekv_worker_apply_conf(evutil_socket_t fd, short what, void *arg);
+void ekv_worker_drain(evutil_socket_t fd, short what, void *arg);
+void ekv_worker_stop_now(evutil_socket_t fd, short what, void *arg);
 
 #endif /* EDGEKV_SERVER_INT_H */
