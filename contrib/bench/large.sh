@@ -57,7 +57,7 @@ start_edgekv() {
         2>"$work/$name.log" &
     pids+=($!)
     for _ in $(seq 100); do
-        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/$name.log" 2>/dev/null | head -1 | sed 's/.*://')
+        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/$name.log" 2>/dev/null | head -1 | sed 's/.*://' || true)
         [ -n "$port" ] && break
         sleep 0.05
     done

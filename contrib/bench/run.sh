@@ -68,7 +68,7 @@ taskset -c 0 "$EDGEKV" --listen 127.0.0.1:0 --threads 1 --origin "unix://$sock" 
 pids+=($!)
 port=
 for _ in $(seq 100); do
-    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/edgekv.log" 2>/dev/null | head -1 | sed 's/.*://')
+    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/edgekv.log" 2>/dev/null | head -1 | sed 's/.*://' || true)
     [ -n "$port" ] && break
     sleep 0.05
 done
