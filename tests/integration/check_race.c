@@ -451,6 +451,23 @@ START_TEST(test_odd_messages_drop_the_link)
 }
 END_TEST
 
+/* The next @cmd is answered with the raw reply @raw; @request (a whole HTTP request) must then
+ * get a 502, and the process must serve on. */
+static void expect_502(const char *cmd, const char *raw, const char *request, size_t i)
+{
+    struct ekv_test_resp r = {0};
+    struct ekv_test_conn *c = ekv_test_connect(pop->port);
+
+    fakeredis_answer_raw(fake, cmd, raw, strlen(raw));
+    ck_assert_int_eq(ekv_test_send_str(c, request), 0);
+    ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
+    ck_assert_msg(r.status == 502, "%s reply %zu: status %d, body '%.*s'", cmd, i, r.status,
+                  (int)r.body_len, r.body);
+    ekv_test_resp_free(&r);
+    ekv_test_close(c);
+    ck_assert_int_eq(ekv_test_get_status(pop->port, "/healthz"), 200);
+}
+
 /* An item read whose HMGET reply is not what Redis sends (the value an array, the fields
  * integers, too few fields, not an array): 502, never an invented 200 (it used to answer 200
  * with an empty body). The process serves on, and the next read gets the item. */
@@ -465,24 +482,10 @@ START_TEST(test_odd_item_replies_are_502)
     };
 
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
-        struct ekv_test_resp r = {0};
-        struct ekv_test_conn *c;
-        const char *cs;
-
-        fakeredis_answer_raw(fake, "HMGET", odd[i], strlen(odd[i]));
-        c = ekv_test_connect(pop->port); /* no-cache: the read goes to the origin */
-        ck_assert_int_eq(ekv_test_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n"
-                                           "Cache-Control: no-cache\r\n\r\n",
-                                        PATH),
-                         0);
-        ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
-        ck_assert_msg(r.status == 502, "reply %zu: status %d, body '%.*s'", i, r.status,
-                      (int)r.body_len, r.body);
-        ekv_test_resp_free(&r);
-        ekv_test_close(c);
-        cs = get("v1"); /* the item itself, from the origin or (after the first) the cache */
-        (void)cs;
-        ck_assert_int_eq(ekv_test_get_status(pop->port, "/healthz"), 200);
+        /* no-cache: the read goes to the origin */
+        expect_502("HMGET", odd[i],
+                   "GET " PATH " HTTP/1.1\r\nHost: t\r\nCache-Control: no-cache\r\n\r\n", i);
+        get("v1"); /* the item itself, from the origin or (after the first) the cache */
     }
 }
 END_TEST
@@ -502,21 +505,9 @@ START_TEST(test_odd_listing_replies_are_502)
         "*3\r\n:0\r\n:0\r\n*1\r\n$1\r\na\r\n",      /* OK, a name that is an array */
     };
 
-    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
-        struct ekv_test_resp r = {0};
-        struct ekv_test_conn *c = ekv_test_connect(pop->port);
-
-        fakeredis_answer_raw(fake, "EVALSHA", odd[i], strlen(odd[i]));
-        ck_assert_int_eq(ekv_test_sendf(c, "GET /resources/stores/kv/" SID
-                                           "/keys HTTP/1.1\r\nHost: t\r\n\r\n"),
-                         0);
-        ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
-        ck_assert_msg(r.status == 502, "reply %zu: status %d, body '%.*s'", i, r.status,
-                      (int)r.body_len, r.body);
-        ekv_test_resp_free(&r);
-        ekv_test_close(c);
-        ck_assert_int_eq(ekv_test_get_status(pop->port, "/healthz"), 200);
-    }
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+        expect_502("EVALSHA", odd[i],
+                   "GET /resources/stores/kv/" SID "/keys HTTP/1.1\r\nHost: t\r\n\r\n", i);
 }
 END_TEST
 
