@@ -34,7 +34,7 @@
  * Once this many ops are waiting they are written at once instead: Redis starts on them while
  * the rest of the batch is parsed (measured: more misses per second with 50 clients). */
 #define EAGER_WRITE 8
-/* Commands up to this long are formatted straight into the link's output buffer. */
+/* A pipeline up to this long is formatted in one stretch of the link's output buffer. */
 #define INLINE_MAX 4096
 
 struct ekv_origin_op {
@@ -324,20 +324,6 @@ static struct ekv_origin_op *op_new(struct ekv_origin *o, ekv_origin_cb *cb, voi
     return op;
 }
 
-/* Queues one command (@argc arguments) on the link: small ones formatted straight into its
- * output, large ones into a buffer of their own that the link writes from (no second copy). */
-static void emit(struct ekv_origin *o, int argc, const char *const *argv, const size_t *argvlen)
-{
-    size_t max = ekv_resp_size(argc, argv, argvlen);
-
-    if (max <= INLINE_MAX) {
-        char *p = ekv_origin_link_reserve(o->link, max);
-        ekv_origin_link_commit(o->link, p, ekv_resp_write(p, argc, argv, argvlen));
-        return;
-    }
-    ekv_origin_link_sendv(o->link, argc, argv, argvlen);
-}
-
 struct ekv_origin_op *ekv_origin_cmd(struct ekv_origin *o, ekv_origin_cb *cb, void *arg, int argc,
                                      const char **argv, const size_t *argvlen)
 {
@@ -346,7 +332,7 @@ struct ekv_origin_op *ekv_origin_cmd(struct ekv_origin *o, ekv_origin_cb *cb, vo
     /* while down, or reconnecting after a failure, answer at once rather than queue */
     if (ekv_origin_link_failing(o->link))
         return fail_soon(o, op);
-    emit(o, argc, argv, argvlen);
+    ekv_origin_link_sendv(o->link, argc, argv, argvlen);
     return sent(o, op);
 }
 
@@ -412,7 +398,7 @@ struct ekv_origin_op *ekv_origin_pipeline(struct ekv_origin *o, size_t tag, ekv_
         ekv_origin_link_commit(o->link, start, p);
     } else {
         for (size_t i = 0; i < ncmds; i++)
-            emit(o, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
+            ekv_origin_link_sendv(o->link, cmds[i].argc, cmds[i].argv, cmds[i].argvlen);
     }
     return sent(o, op);
 }
