@@ -14,15 +14,39 @@ struct ekv_conf_addr {
     uint16_t port; /* 0 = let the kernel pick one */
 };
 
-/** The parsed `origin` URL: redis://[[user]:password@]host:port[/db] or unix:///path. */
+/** What kind of origin the URL names. */
+enum ekv_conf_origin_kind {
+    EKV_ORIGIN_STANDALONE = 0, /* redis://, rediss://, unix://: one Redis */
+    EKV_ORIGIN_SENTINEL,       /* redis-sentinel://: the master that Sentinels name */
+    EKV_ORIGIN_CLUSTER,        /* redis-cluster://: a Redis Cluster, from seed nodes */
+};
+
+/** The most Sentinels or seed nodes an origin URL lists. */
+#define EKV_CONF_MAX_NODES 16
+
+/** A host and a port (a Sentinel, a seed node). */
+struct ekv_conf_hostport {
+    char *host;
+    uint16_t port;
+};
+
+/** The parsed `origin` URL: redis://[[user]:password@]host:port[/db], unix:///path,
+ * redis-sentinel://[[user]:password@]h:p[,h:p...]/MASTER[/db] or
+ * redis-cluster://[[user]:password@]h:p[,h:p...]. */
 struct ekv_conf_origin {
-    char *host;      /* NULL for a unix socket */
+    enum ekv_conf_origin_kind kind;
+    char *host;      /* NULL for a unix socket, a Sentinel or a cluster origin */
     uint16_t port;   /* default 6379 */
     char *unix_path; /* NULL for TCP */
     char *user;      /* NULL unless an ACL user is given */
     char *password;  /* NULL unless given (percent-decoded) */
     unsigned db;     /* default 0 */
     bool tls;        /* rediss://: every connection is TLS (origin-tls-*) */
+    struct ekv_conf_hostport nodes[EKV_CONF_MAX_NODES]; /* the Sentinels, or the seed nodes */
+    size_t nnodes;   /* 0 for a standalone origin */
+    char *master;    /* redis-sentinel://: the master's name */
+    const char *tls_name; /* the name a TLS connection verifies (and sends as SNI) when
+                           * origin-tls-server-name is not set; NULL: the host. Borrowed. */
 };
 
 /** A list of strings (repeatable directives such as api-token). */
@@ -66,6 +90,8 @@ struct ekv_conf {
     char *origin_tls_key_file;         /* origin-tls-key-file: empty = NULL */
     char *origin_tls_server_name;      /* origin-tls-server-name: empty = NULL (the URL's host) */
     bool origin_tls_verify;            /* origin-tls-verify: yes */
+    char *sentinel_user;               /* sentinel-user: empty = NULL */
+    char *sentinel_password;           /* sentinel-password: empty = NULL (never log it) */
 };
 
 /** What the command line asked for besides directives. */

@@ -15,6 +15,7 @@
 struct event_base;
 struct ekv_conf_origin;
 struct ekv_origin_tls;
+struct ekv_sentinel;
 struct ekv_inval;
 
 struct ekv_inval_hooks {
@@ -27,6 +28,7 @@ struct ekv_inval_hooks {
 
 struct ekv_inval_opts {
     const struct ekv_conf_origin *addr; /* borrowed; host numeric */
+    struct ekv_sentinel *sentinel;       /* borrowed; set: follow its master (addr unused) */
     const struct ekv_origin_tls *tls;    /* borrowed; NULL: a plain connection */
     const char *const *prefixes;         /* tracked key prefixes (must not overlap); borrowed */
     size_t nprefixes;

@@ -65,6 +65,11 @@ struct ekv_metrics_gauges {
     bool inval_live;
     double inval_fence_age_seconds;
     uint64_t inval_keys, inval_flushes, inval_losses;
+    bool sentinel;                 /* a redis-sentinel:// origin */
+    bool sentinel_master_known;    /* a master confirmed by ROLE is in use */
+    char sentinel_master[80];      /* its "host:port" */
+    uint64_t failovers;            /* times the master moved to another node */
+    unsigned sentinels_up, sentinels_total; /* Sentinels whose +switch-master feed is up */
 };
 
 /** Metrics for @nworkers worker threads. Never NULL. */

@@ -44,8 +44,56 @@ void ekv_origin_tls_free(struct ekv_origin_tls *tls);
 /** Whether certificates are verified (origin-tls-verify). */
 bool ekv_origin_tls_verifies(const struct ekv_origin_tls *tls);
 
+/* ---- the master that Sentinels name (redis-sentinel://; src/origin/sentinel.c) */
+
+struct ekv_sentinel;
+
+struct ekv_sentinel_opts {
+    const struct ekv_conf_origin *sentinels; /* @nsentinels addresses (numeric hosts) with the
+                                              * Sentinels' credentials; borrowed */
+    size_t nsentinels;
+    const char *master_name;             /* borrowed */
+    const struct ekv_conf_origin *data;  /* the data nodes' user, password and db; borrowed */
+    const struct ekv_origin_tls *tls;    /* borrowed; NULL: plain connections */
+    uint64_t timeout_ms;                 /* connect and per-reply deadline */
+    uint64_t check_ms;                   /* how often ROLE and the Sentinels are asked (1 s) */
+};
+
+/**
+ * Follows the master that the Sentinels name, on @base: asks them in turn, listens to
+ * +switch-master on each, and publishes a node only once ROLE there says master (and withdraws
+ * it the moment the Sentinels name another or ROLE says otherwise). Links made with it
+ * (ekv_origin_new()'s and ekv_inval_new()'s opts.sentinel) connect to the published master,
+ * check ROLE on every connect, and drop a connection made under an older epoch. Never NULL.
+ */
+struct ekv_sentinel *ekv_sentinel_new(struct event_base *base, const struct ekv_sentinel_opts *opts);
+/** On @base's thread, after every link that follows it is freed. NULL is a no-op. */
+void ekv_sentinel_free(struct ekv_sentinel *s);
+/** The published master (host copied to @host; credentials and db borrowed) and the epoch,
+ * or false with "sentinel: no master known ..." in @why. Any thread. */
+bool ekv_sentinel_master(const struct ekv_sentinel *s, struct ekv_conf_origin *out, char *host,
+                         size_t hostlen, uint64_t *epoch, char *why, size_t whylen);
+/** Bumped on every change of the published master (another node, or none). Any thread. */
+uint64_t ekv_sentinel_epoch(const struct ekv_sentinel *s);
+/** A follower saw ROLE say the master is not one: ask again now. Any thread. */
+void ekv_sentinel_recheck(struct ekv_sentinel *s);
+
+struct ekv_sentinel_stats {
+    bool known;               /* a master is published */
+    char master[80];          /* "host:port" ("" when none) */
+    char why[200];            /* why none is ("" when one is) */
+    uint64_t epoch;
+    uint64_t failovers;       /* times the published master moved to another node */
+    unsigned sentinels_up;    /* Sentinels whose +switch-master subscription is up */
+    unsigned sentinels_total;
+};
+
+/** A snapshot. Any thread. */
+void ekv_sentinel_stats(const struct ekv_sentinel *s, struct ekv_sentinel_stats *st);
+
 struct ekv_origin_opts {
     const struct ekv_conf_origin *addr; /* borrowed; host must be a numeric address */
+    struct ekv_sentinel *sentinel;      /* borrowed; set: follow its master (addr unused) */
     const struct ekv_origin_tls *tls;   /* borrowed; NULL: plain connections */
     uint64_t timeout_ms;                /* connect and per-command deadline */
     struct ekv_origin_script *scripts;  /* borrowed; SHA-1s are written into it */
@@ -160,7 +208,8 @@ struct ekv_origin_link_hooks {
 };
 
 /**
- * A self-healing connection of our own on @base to @addr (borrowed; host numeric): a
+ * A self-healing connection of our own on @base to @addr (borrowed; host numeric), or, with
+ * @follow, to the master that it names (ROLE checked first on every connection): a
  * bufferevent for the bytes (TLS when @tls is not NULL: borrowed, it must outlive the link),
  * hiredis's reader for the replies; connect (and handshake) and setup deadline
  * @timeout_ms, AUTH/SELECT first, reconnect with capped exponential backoff and full jitter,
@@ -168,6 +217,7 @@ struct ekv_origin_link_hooks {
  */
 struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
                                             const struct ekv_conf_origin *addr,
+                                            struct ekv_sentinel *follow,
                                             const struct ekv_origin_tls *tls,
                                             uint64_t timeout_ms, const char *label,
                                             const struct ekv_origin_link_hooks *hooks);

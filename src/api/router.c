@@ -85,6 +85,16 @@ static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
 
     if (reason != NULL)
         json_object_set_new(o, "reason", json_string(reason));
+    if (api->conf->origin.kind == EKV_ORIGIN_SENTINEL && api->d.gauges != NULL) {
+        struct ekv_metrics_gauges g = {0};
+        api->d.gauges(api->d.gauges_arg, &g);
+        json_object_set_new(o, "sentinel",
+                            json_pack("{s:s?, s:i, s:i, s:I}", "master",
+                                      g.sentinel_master_known ? g.sentinel_master : NULL,
+                                      "sentinels_up", (int)g.sentinels_up, "sentinels",
+                                      (int)g.sentinels_total, "failovers",
+                                      (json_int_t)g.failovers));
+    }
     if (api->conf->origin.tls && !api->conf->origin_tls_verify)
         json_object_set_new(o, "origin_tls_verify", json_false());
     if (api->d.inval != NULL && !inval) {

@@ -191,6 +191,8 @@ void ekv_conf_free(struct ekv_conf *conf)
     ekv_free(conf->origin_tls_cert_file);
     ekv_free(conf->origin_tls_key_file);
     ekv_free(conf->origin_tls_server_name);
+    ekv_free(conf->sentinel_user);
+    ekv_conf_free_secret(conf->sentinel_password);
     ekv_conf_strlist_clear(&conf->api_tokens);
     ekv_conf_strlist_clear(&conf->read_tokens);
     ekv_free(conf);
@@ -238,6 +240,15 @@ int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
             ekv_conf_errf(err, errlen, "%s is set but the origin is not rediss://", set);
             return EKV_EINVAL;
         }
+    }
+    if (conf->origin.kind == EKV_ORIGIN_CLUSTER) {
+        ekv_conf_errf(err, errlen, "origin: redis-cluster:// origins are not supported by this "
+                                   "version yet (use redis://, or redis-sentinel:// for failover)");
+        return EKV_EINVAL;
+    }
+    if (conf->sentinel_user != NULL && conf->sentinel_password == NULL) {
+        ekv_conf_errf(err, errlen, "sentinel-user needs sentinel-password");
+        return EKV_EINVAL;
     }
     if (conf->protected_mode && conf->api_tokens.count == 0 &&
         !ekv_conf_host_is_loopback(l->host)) {

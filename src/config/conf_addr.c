@@ -162,6 +162,9 @@ bool ekv_conf_host_is_loopback(const char *host)
 
 void ekv_conf_origin_clear(struct ekv_conf_origin *o)
 {
+    for (size_t i = 0; i < o->nnodes; i++)
+        ekv_free(o->nodes[i].host);
+    ekv_free(o->master);
     ekv_free(o->host);
     ekv_free(o->unix_path);
     ekv_free(o->user);
@@ -205,8 +208,9 @@ static char *pct_dup(const char *s, size_t len)
 }
 
 static const char origin_usage[] =
-    "use redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or "
-    "unix:///path/redis.sock";
+    "use redis://[[user]:password@]host[:port][/db], unix:///path/redis.sock, "
+    "redis-sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/db], "
+    "redis-cluster://[[user]:password@]host:port[,host:port...], or rediss... for TLS";
 
 /* unix:///path[?db=N] */
 static int parse_unix(const char *rest, struct ekv_conf_origin *o, char *why, size_t whylen)
@@ -231,37 +235,46 @@ static int parse_unix(const char *rest, struct ekv_conf_origin *o, char *why, si
     return EKV_OK;
 }
 
+/* The user info before the last '@' of @rest, if any (so an unencoded '@' in a password still
+ * works). As redis-cli: "user:password", ":password", or "password". Sets *@hp to what follows. */
+static int parse_userinfo(const char *rest, struct ekv_conf_origin *o, const char **hp, char *why,
+                          size_t whylen)
+{
+    const char *at = strrchr(rest, '@');
+
+    *hp = rest;
+    if (at == NULL)
+        return EKV_OK;
+    const char *colon = memchr(rest, ':', (size_t)(at - rest));
+    const char *pw = colon != NULL ? colon + 1 : rest;
+    if (colon != NULL && colon > rest) {
+        o->user = pct_dup(rest, (size_t)(colon - rest));
+        if (o->user == NULL) {
+            ekv_conf_errf(why, whylen, "bad percent-encoding in the user name");
+            return EKV_EINVAL;
+        }
+    }
+    if (at == pw) {
+        ekv_conf_errf(why, whylen, "empty password before '@'");
+        return EKV_EINVAL;
+    }
+    o->password = pct_dup(pw, (size_t)(at - pw));
+    if (o->password == NULL) {
+        ekv_conf_errf(why, whylen, "bad percent-encoding in the password");
+        return EKV_EINVAL;
+    }
+    *hp = at + 1;
+    return EKV_OK;
+}
+
 /* redis://[[user]:password@]host[:port][/db]; @rest follows "redis://". */
 static int parse_redis(const char *rest, struct ekv_conf_origin *o, char *why, size_t whylen)
 {
-    const char *at = strrchr(rest, '@'), *hp, *slash;
+    const char *hp, *slash;
     size_t hplen;
 
-    if (at != NULL) {
-        /* user info: everything before the last '@', so an unencoded '@' in a password
-         * still works. As redis-cli: "user:password", ":password", or "password". */
-        const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        const char *pw = colon != NULL ? colon + 1 : rest;
-        if (colon != NULL && colon > rest) {
-            o->user = pct_dup(rest, (size_t)(colon - rest));
-            if (o->user == NULL) {
-                ekv_conf_errf(why, whylen, "bad percent-encoding in the user name");
-                return EKV_EINVAL;
-            }
-        }
-        if (at == pw) {
-            ekv_conf_errf(why, whylen, "empty password before '@'");
-            return EKV_EINVAL;
-        }
-        o->password = pct_dup(pw, (size_t)(at - pw));
-        if (o->password == NULL) {
-            ekv_conf_errf(why, whylen, "bad percent-encoding in the password");
-            return EKV_EINVAL;
-        }
-        hp = at + 1;
-    } else {
-        hp = rest;
-    }
+    if (parse_userinfo(rest, o, &hp, why, whylen) != EKV_OK)
+        return EKV_EINVAL;
     slash = strchr(hp, '/');
     hplen = slash != NULL ? (size_t)(slash - hp) : strlen(hp);
     if (hplen == 0) {
@@ -278,13 +291,121 @@ static int parse_redis(const char *rest, struct ekv_conf_origin *o, char *why, s
     return EKV_OK;
 }
 
+/* "h:p[,h:p...]" (@len bytes at @s) into o->nodes; a node without a port gets @def_port. */
+static int parse_nodes(const char *s, size_t len, uint16_t def_port, struct ekv_conf_origin *o,
+                       char *why, size_t whylen)
+{
+    const char *end = s + len;
+
+    while (s <= end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        size_t n = comma != NULL ? (size_t)(comma - s) : (size_t)(end - s);
+        struct ekv_conf_hostport *hp = &o->nodes[o->nnodes];
+
+        if (n == 0) {
+            ekv_conf_errf(why, whylen, "an empty address in the list of nodes (%s)",
+                          origin_usage);
+            return EKV_EINVAL;
+        }
+        if (o->nnodes == EKV_CONF_MAX_NODES) {
+            ekv_conf_errf(why, whylen, "more than %d nodes", EKV_CONF_MAX_NODES);
+            return EKV_EINVAL;
+        }
+        hp->port = def_port;
+        if (split_host_port(s, n, false, 1, false, &hp->host, &hp->port, why, whylen) != EKV_OK)
+            return EKV_EINVAL;
+        o->nnodes++;
+        if (comma == NULL)
+            break;
+        s = comma + 1;
+    }
+    return EKV_OK;
+}
+
+/* A Sentinel name: what sentinel.conf accepts, without spaces or slashes. */
+static bool valid_master_name(const char *s, size_t len)
+{
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == '/' || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* redis-sentinel://[[user]:password@]h:p[,h:p...]/MASTER[/db] */
+static int parse_sentinel(const char *rest, struct ekv_conf_origin *o, char *why, size_t whylen)
+{
+    const char *hp, *slash, *name, *dbs;
+    size_t nlen;
+
+    o->kind = EKV_ORIGIN_SENTINEL;
+    if (parse_userinfo(rest, o, &hp, why, whylen) != EKV_OK)
+        return EKV_EINVAL;
+    slash = strchr(hp, '/');
+    if (slash == NULL || slash[1] == '\0' || slash[1] == '/') {
+        ekv_conf_errf(why, whylen, "no master name after the Sentinels (%s)", origin_usage);
+        return EKV_EINVAL;
+    }
+    if (slash == hp) {
+        ekv_conf_errf(why, whylen, "no Sentinel address (%s)", origin_usage);
+        return EKV_EINVAL;
+    }
+    if (parse_nodes(hp, (size_t)(slash - hp), 26379, o, why, whylen) != EKV_OK)
+        return EKV_EINVAL;
+    name = slash + 1;
+    dbs = strchr(name, '/');
+    nlen = dbs != NULL ? (size_t)(dbs - name) : strlen(name);
+    if (!valid_master_name(name, nlen)) {
+        ekv_conf_errf(why, whylen, "the master name is not a Sentinel master name");
+        return EKV_EINVAL;
+    }
+    o->master = ekv_strndup(name, nlen);
+    if (dbs != NULL && dbs[1] != '\0' &&
+        parse_db(dbs + 1, strlen(dbs + 1), &o->db, why, whylen) != EKV_OK)
+        return EKV_EINVAL;
+    return EKV_OK;
+}
+
+/* redis-cluster://[[user]:password@]h:p[,h:p...] (database 0: a cluster has no other) */
+static int parse_cluster(const char *rest, struct ekv_conf_origin *o, char *why, size_t whylen)
+{
+    const char *hp, *slash;
+    size_t hplen;
+
+    o->kind = EKV_ORIGIN_CLUSTER;
+    if (parse_userinfo(rest, o, &hp, why, whylen) != EKV_OK)
+        return EKV_EINVAL;
+    slash = strchr(hp, '/');
+    hplen = slash != NULL ? (size_t)(slash - hp) : strlen(hp);
+    if (hplen == 0) {
+        ekv_conf_errf(why, whylen, "no seed node (%s)", origin_usage);
+        return EKV_EINVAL;
+    }
+    if (slash != NULL && slash[1] != '\0' && strcmp(slash, "/0") != 0) {
+        ekv_conf_errf(why, whylen, "a Redis Cluster has database 0 only");
+        return EKV_EINVAL;
+    }
+    return parse_nodes(hp, hplen, 6379, o, why, whylen);
+}
+
 int ekv_conf_parse_origin(const char *s, struct ekv_conf_origin *o, char *err, size_t errlen)
 {
     size_t slen;
     int rc;
 
     memset(o, 0, sizeof(*o));
-    if (has_prefix_ci(s, "redis://")) {
+    if (has_prefix_ci(s, "redis-sentinel://")) {
+        rc = parse_sentinel(s + 17, o, err, errlen);
+    } else if (has_prefix_ci(s, "rediss-sentinel://")) {
+        rc = parse_sentinel(s + 18, o, err, errlen);
+        o->tls = true;
+    } else if (has_prefix_ci(s, "redis-cluster://")) {
+        rc = parse_cluster(s + 16, o, err, errlen);
+    } else if (has_prefix_ci(s, "rediss-cluster://")) {
+        rc = parse_cluster(s + 17, o, err, errlen);
+        o->tls = true;
+    } else if (has_prefix_ci(s, "redis://")) {
         rc = parse_redis(s + 8, o, err, errlen);
     } else if (has_prefix_ci(s, "unix://")) {
         rc = parse_unix(s + 7, o, err, errlen);

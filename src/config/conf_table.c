@@ -28,7 +28,10 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
      .help = "The Redis origin (Redis >= 6.2), one of\n"
              "  redis://[[user]:password@]host[:port][/db]   port 6379 and db 0 by default\n"
              "  unix:///path/redis.sock[?db=N]\n"
-             "  rediss://...   as redis://, over TLS (see origin-tls-*)\n"
+             "  redis-sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/db]\n"
+             "      the master that these Sentinels name (port 26379 by default); the\n"
+             "      user and password are the data nodes' (see sentinel-password)\n"
+             "  rediss://..., rediss-sentinel://...   the same over TLS (see origin-tls-*)\n"
              "Percent-encode special characters of the password, and double-quote the URL\n"
              "if it contains '#'. The password is never logged. edgekv -t does not connect."},
     {.name = "namespace", .type = T_STRING, .flags = D_REQUIRED, .offset = F(ns),
@@ -152,6 +155,15 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
      .arg = "yes|no",
      .help = "no: accept any certificate from a rediss:// origin. Only for tests: anyone on\n"
              "the path can then read and change the data. Warned about at start-up."},
+    {.name = "sentinel-user", .type = T_STRING, .offset = F(sentinel_user),
+     .check = ekv_conf_check_word, .def = "", .example = "edgekv", .arg = "NAME",
+     .help = "The ACL user edgekv authenticates as to the Sentinels of a\n"
+             "redis-sentinel:// origin, with sentinel-password. Empty: the default user."},
+    {.name = "sentinel-password", .type = T_STRING, .flags = D_SECRET,
+     .offset = F(sentinel_password), .check = ekv_conf_check_word, .def = "",
+     .example = "sentinel-secret", .arg = "PASSWORD",
+     .help = "The password of the Sentinels (requirepass in sentinel.conf). Empty: the\n"
+             "Sentinels ask for none. Never logged."},
 };
 /* clang-format on */
 

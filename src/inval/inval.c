@@ -318,7 +318,7 @@ struct ekv_inval *ekv_inval_new(struct event_base *base, const struct ekv_inval_
         EKV_FATAL("invalidation link: cannot create a timer");
     tv = ekv_ms_tv(iv->opts.heartbeat_ms);
     evtimer_add(iv->hb_ev, &tv);
-    iv->link = ekv_origin_link_new(base, opts->addr, opts->tls, opts->timeout_ms,
+    iv->link = ekv_origin_link_new(base, opts->addr, opts->sentinel, opts->tls, opts->timeout_ms,
                                    "invalidation link", &lh);
     return iv;
 }

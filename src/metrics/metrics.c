@@ -357,6 +357,21 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
     head(out, "edgekv_origin_connected", "gauge",
          "Worker threads whose Redis connection is up (of edgekv_worker_threads).");
     evbuffer_add_printf(out, "edgekv_origin_connected %u\n", g->origin_connected);
+    if (g->sentinel) {
+        head(out, "edgekv_origin_failovers_total", "counter",
+             "Failovers seen: times the master in use moved to another node.");
+        evbuffer_add_printf(out, "edgekv_origin_failovers_total %llu\n",
+                            (unsigned long long)g->failovers);
+        head(out, "edgekv_sentinel_master_known", "gauge",
+             "1 while a master named by the Sentinels and confirmed by ROLE is in use, else 0.");
+        evbuffer_add_printf(out, "edgekv_sentinel_master_known %d\n",
+                            g->sentinel_master_known ? 1 : 0);
+        head(out, "edgekv_sentinels_up", "gauge",
+             "Sentinels whose +switch-master subscription is up (of edgekv_sentinels).");
+        evbuffer_add_printf(out, "edgekv_sentinels_up %u\n", g->sentinels_up);
+        head(out, "edgekv_sentinels", "gauge", "Sentinels in the origin URL.");
+        evbuffer_add_printf(out, "edgekv_sentinels %u\n", g->sentinels_total);
+    }
     head(out, "edgekv_worker_threads", "gauge", "Worker threads.");
     evbuffer_add_printf(out, "edgekv_worker_threads %u\n", g->workers);
 

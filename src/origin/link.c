@@ -63,6 +63,13 @@ enum state {
 struct ekv_origin_link {
     struct event_base *base;
     const struct ekv_conf_origin *addr;
+    struct ekv_sentinel *follow; /* the master it names is the address, or NULL */
+    struct ekv_conf_origin dyn;  /* following: the address of this connection */
+    char dyn_host[64];
+    uint64_t epoch;              /* following: the Sentinel epoch of this connection */
+    struct event *kick_ev;       /* following: the epoch changed (ekv_origin_link_kick()) */
+    bool role_check;             /* following: ROLE is the last of the link's own replies */
+    bool ever_up;
     const struct ekv_origin_tls *tls; /* NULL: plain */
     uint64_t timeout_ms;
     char label[48];
@@ -230,6 +237,8 @@ static void went_down(struct ekv_origin_link *l, const char *why)
 
     if (l->freeing)
         ; /* shutting down: nothing to report */
+    else if (l->follow != NULL && !l->ever_up && l->attempts < 4)
+        ; /* starting: the master is being asked for (the failure is kept for /readyz) */
     else if (was_up)
         ekv_log(EKV_LOG_WARN, "%s: connection lost: %s", l->label, why);
     else if (ekv_origin_link_log_now(l))
@@ -300,6 +309,26 @@ static void on_setup_deadline(evutil_socket_t fd, short what, void *arg)
 /* A reply to AUTH or SELECT: an error (wrong password, no such db) drops the connection. */
 static void own_reply(struct ekv_origin_link *l, redisReply *r)
 {
+    if (l->role_check && l->own_replies == 0 && r->type != REDIS_REPLY_ERROR) {
+        /* the node the Sentinels named must still be the master: never write to a replica,
+         * nor to an old master that has not been told yet */
+        bool master = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                      r->element[0]->type == REDIS_REPLY_STRING &&
+                      strcmp(r->element[0]->str, "master") == 0;
+        if (!master) {
+            char why[160];
+            snprintf(why, sizeof(why), "%s:%u is not the master (ROLE: %.20s)", l->addr->host,
+                     (unsigned)l->addr->port,
+                     r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                             r->element[0]->type == REDIS_REPLY_STRING
+                         ? r->element[0]->str
+                         : "?");
+            ekv_origin_reply_free(r);
+            ekv_sentinel_recheck(l->follow);
+            reset_now(l, why);
+            return;
+        }
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         char why[160];
         l->setup_failed = true;
@@ -440,7 +469,8 @@ static struct bufferevent *transport_new(struct ekv_origin_link *l)
     l->plain = l->tls == NULL;
     if (l->plain)
         return bufferevent_socket_new(l->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    ssl = ekv_origin_tls_ssl_new(l->tls, l->addr->host);
+    ssl = ekv_origin_tls_ssl_new(l->tls,
+                                 l->addr->tls_name != NULL ? l->addr->tls_name : l->addr->host);
     if (ssl == NULL)
         return NULL;
     bev = bufferevent_openssl_socket_new(l->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
@@ -456,11 +486,21 @@ static struct bufferevent *transport_new(struct ekv_origin_link *l)
 
 static void connect_now(struct ekv_origin_link *l)
 {
-    const struct ekv_conf_origin *a = l->addr;
+    const struct ekv_conf_origin *a;
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
-    char why[160];
+    char why[200];
 
+    if (l->follow != NULL) {
+        /* re-resolved on every connect: the master the Sentinels name now, or none */
+        if (!ekv_sentinel_master(l->follow, &l->dyn, l->dyn_host, sizeof(l->dyn_host), &l->epoch,
+                                 why, sizeof(why))) {
+            went_down(l, why);
+            return;
+        }
+        l->addr = &l->dyn;
+    }
+    a = l->addr;
     if (sockaddr_of(a, &ss, &sslen) != EKV_OK) {
         went_down(l, "the origin address is not a numeric address or socket path");
         return;
@@ -501,6 +541,12 @@ static void connect_now(struct ekv_origin_link *l)
         const char *sel[] = {"SELECT", db};
         snprintf(db, sizeof(db), "%u", a->db);
         ekv_origin_link_sendv(l, 2, sel, NULL);
+        l->own_replies++;
+    }
+    l->role_check = l->follow != NULL;
+    if (l->role_check) {
+        const char *role[] = {"ROLE"};
+        ekv_origin_link_sendv(l, 1, role, NULL);
         l->own_replies++;
     }
     arm(l->setup_ev, l->timeout_ms);
@@ -658,6 +704,7 @@ void ekv_origin_link_ready(struct ekv_origin_link *l)
         return;
     evtimer_del(l->setup_ev);
     l->state = UP;
+    l->ever_up = true;
     l->attempts = 0;
     l->log_limit = (struct ekv_log_limit){0};
     pthread_mutex_lock(&l->error_lock);
@@ -666,16 +713,34 @@ void ekv_origin_link_ready(struct ekv_origin_link *l)
     ekv_log(EKV_LOG_INFO, "%s: connected", l->label);
 }
 
-struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
-                                            const struct ekv_conf_origin *addr,
-                                            const struct ekv_origin_tls *tls,
-                                            uint64_t timeout_ms, const char *label,
-                                            const struct ekv_origin_link_hooks *hooks)
+/* The epoch of the master it follows changed: a connection to an older master goes, and a link
+ * waiting to reconnect (no master was known) tries now. */
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct ekv_origin_link *l = arg;
+
+    if (l->bev != NULL) {
+        if (l->epoch != ekv_sentinel_epoch(l->follow))
+            reset_now(l, "the master changed");
+        return;
+    }
+    l->attempts = 0;
+    evtimer_del(l->retry_ev);
+    connect_now(l);
+}
+
+static struct ekv_origin_link *link_create(struct event_base *base,
+                                           const struct ekv_conf_origin *addr,
+                                           struct ekv_sentinel *follow,
+                                           const struct ekv_origin_tls *tls, uint64_t timeout_ms,
+                                           const char *label,
+                                           const struct ekv_origin_link_hooks *hooks)
 {
     struct ekv_origin_link *l = ekv_calloc(1, sizeof(*l));
 
     l->base = base;
     l->addr = addr;
+    l->follow = follow;
     l->tls = tls;
     pthread_mutex_init(&l->error_lock, NULL);
     l->timeout_ms = timeout_ms != 0 ? timeout_ms : 1000;
@@ -687,8 +752,58 @@ struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
     l->reset_ev = event_new(base, -1, 0, on_reset, l);
     if (l->retry_ev == NULL || l->setup_ev == NULL || l->reset_ev == NULL)
         EKV_FATAL("%s: out of memory", l->label);
+    if (follow != NULL) {
+        l->kick_ev = event_new(base, -1, 0, on_kick, l);
+        if (l->kick_ev == NULL)
+            EKV_FATAL("%s: out of memory", l->label);
+        ekv_sentinel_follow(follow, l);
+    }
+    return l;
+}
+
+struct ekv_origin_link *ekv_origin_link_new(struct event_base *base,
+                                            const struct ekv_conf_origin *addr,
+                                            struct ekv_sentinel *follow,
+                                            const struct ekv_origin_tls *tls,
+                                            uint64_t timeout_ms, const char *label,
+                                            const struct ekv_origin_link_hooks *hooks)
+{
+    struct ekv_origin_link *l = link_create(base, addr, follow, tls, timeout_ms, label, hooks);
+
     connect_now(l);
     return l;
+}
+
+struct ekv_origin_link *ekv_origin_link_new_idle(struct event_base *base,
+                                                 const struct ekv_conf_origin *addr,
+                                                 const struct ekv_origin_tls *tls,
+                                                 uint64_t timeout_ms, const char *label,
+                                                 const struct ekv_origin_link_hooks *hooks)
+{
+    return link_create(base, addr, NULL, tls, timeout_ms, label, hooks);
+}
+
+void ekv_origin_link_retarget(struct ekv_origin_link *l, const struct ekv_conf_origin *addr,
+                              const char *why)
+{
+    l->addr = addr;
+    l->attempts = 0; /* a new target: no backoff earned there yet */
+    if (l->bev != NULL) {
+        reset_now(l, why);
+        return;
+    }
+    evtimer_del(l->retry_ev);
+    schedule_retry(l);
+}
+
+void ekv_origin_link_set_addr(struct ekv_origin_link *l, const struct ekv_conf_origin *addr)
+{
+    l->addr = addr;
+}
+
+void ekv_origin_link_kick(struct ekv_origin_link *l)
+{
+    event_active(l->kick_ev, EV_TIMEOUT, 1); /* any thread: the loop runs on_kick() */
 }
 
 void ekv_origin_link_free(struct ekv_origin_link *l)
@@ -696,6 +811,10 @@ void ekv_origin_link_free(struct ekv_origin_link *l)
     if (l == NULL)
         return;
     l->freeing = true;
+    if (l->follow != NULL) {
+        ekv_sentinel_unfollow(l->follow, l);
+        event_free(l->kick_ev);
+    }
     reset_now(l, "shutting down");
     event_free(l->retry_ev);
     event_free(l->setup_ev);
@@ -723,6 +842,10 @@ bool ekv_origin_link_up(const struct ekv_origin_link *l)
 
 bool ekv_origin_link_failing(const struct ekv_origin_link *l)
 {
+    /* connected to a master that the Sentinels or ROLE have since given up: not one more
+     * command goes there (the kick that drops the connection is on its way) */
+    if (l->follow != NULL && l->bev != NULL && l->epoch != ekv_sentinel_epoch(l->follow))
+        return true;
     return l->bev == NULL || l->state == DOWN || (l->state == CONNECTING && l->attempts > 0);
 }
 

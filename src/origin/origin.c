@@ -429,7 +429,8 @@ struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_orig
     if (o->deadline_ev == NULL || o->fail_ev == NULL)
         EKV_FATAL("origin: out of memory");
     snprintf(label, sizeof(label), "origin: %s", opts->label != NULL ? opts->label : "origin");
-    o->link = ekv_origin_link_new(base, opts->addr, opts->tls, o->timeout_ms, label, &hooks);
+    o->link = ekv_origin_link_new(base, opts->addr, opts->sentinel, opts->tls, o->timeout_ms,
+                                  label, &hooks);
     return o;
 }
 

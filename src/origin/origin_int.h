@@ -6,7 +6,11 @@
 #include "edgekv/common.h"
 
 struct ekv_origin_link;
+struct ekv_origin_link_hooks;
 struct ekv_origin_tls;
+struct ekv_sentinel;
+struct ekv_conf_origin;
+struct event_base;
 struct ssl_st;
 
 /** Redis Cluster's slots. */
@@ -99,6 +103,24 @@ void ekv_origin_link_commit(struct ekv_origin_link *l, char *start, char *end);
 /** Writes what is queued to the socket now (a plain connection that is connected), rather than
  * on the loop's next turn. A write error resets the link from the next loop turn. */
 void ekv_origin_link_flush(struct ekv_origin_link *l);
+
+/** A link like ekv_origin_link_new()'s that does not connect until it is retargeted. */
+struct ekv_origin_link *ekv_origin_link_new_idle(struct event_base *base,
+                                                 const struct ekv_conf_origin *addr,
+                                                 const struct ekv_origin_tls *tls,
+                                                 uint64_t timeout_ms, const char *label,
+                                                 const struct ekv_origin_link_hooks *hooks);
+/** Points the link at @addr (borrowed): a connection to the old target is dropped (@why), and
+ * the new one is tried soon, without the backoff earned against the old one. */
+void ekv_origin_link_retarget(struct ekv_origin_link *l, const struct ekv_conf_origin *addr,
+                              const char *why);
+/** The next connection goes to @addr (borrowed); the current one, if any, stays. */
+void ekv_origin_link_set_addr(struct ekv_origin_link *l, const struct ekv_conf_origin *addr);
+/** A followed master changed: the link's loop re-checks it soon. Any thread. */
+void ekv_origin_link_kick(struct ekv_origin_link *l);
+/** The links that follow @s (kicked on every change of its epoch). */
+void ekv_sentinel_follow(struct ekv_sentinel *s, struct ekv_origin_link *l);
+void ekv_sentinel_unfollow(struct ekv_sentinel *s, struct ekv_origin_link *l);
 
 /** A new SSL for one connection to @host (the origin's address) under @t: SNI and the name
  * to verify set. NULL on failure. */

@@ -114,37 +114,58 @@ static void fit_fd_limit(struct ekv_server *srv)
     }
 }
 
-/* Resolves the origin's host once, at start-up: the Redis client library would resolve it on
- * every reconnect with a blocking getaddrinfo() on the worker's loop. Fills srv->origin_addr with
- * copies. */
-static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
+/* @host as a numeric address (malloc'd), resolved now. */
+static int resolve_host(const char *host, char **ip_out, char *err, size_t errlen)
 {
-    const struct ekv_conf_origin *o = &srv->snap->conf->origin;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     char ip[64];
     int rc;
+
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc == 0) {
+        rc = getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
+        freeaddrinfo(res);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve the origin host %s: %s", host, gai_strerror(rc));
+        return EKV_ERROR;
+    }
+    *ip_out = ekv_strdup(ip);
+    return EKV_OK;
+}
+
+/* Resolves the origin's hosts once, at start-up: a blocking getaddrinfo() on a loop at every
+ * reconnect would stall it. Fills srv->origin_addr (for Sentinel: the data nodes' credentials
+ * and db) and srv->sentinel_addrs with copies. */
+static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
+{
+    const struct ekv_conf *conf = srv->snap->conf;
+    const struct ekv_conf_origin *o = &conf->origin;
 
     srv->origin_addr.port = o->port;
     srv->origin_addr.db = o->db;
     srv->origin_addr.user = o->user != NULL ? ekv_strdup(o->user) : NULL;
     srv->origin_addr.password = o->password != NULL ? ekv_strdup(o->password) : NULL;
+    if (o->kind == EKV_ORIGIN_SENTINEL) {
+        for (size_t i = 0; i < o->nnodes; i++) {
+            struct ekv_conf_origin *a = &srv->sentinel_addrs[i];
+            srv->nsentinels++;
+            a->port = o->nodes[i].port;
+            a->user = conf->sentinel_user != NULL ? ekv_strdup(conf->sentinel_user) : NULL;
+            a->password =
+                conf->sentinel_password != NULL ? ekv_strdup(conf->sentinel_password) : NULL;
+            srv->sentinel_names[i] = ekv_strdup(o->nodes[i].host);
+            a->tls_name = srv->sentinel_names[i];
+            if (resolve_host(o->nodes[i].host, &a->host, err, errlen) != EKV_OK)
+                return EKV_ERROR;
+        }
+        return EKV_OK;
+    }
     if (o->unix_path != NULL) {
         srv->origin_addr.unix_path = ekv_strdup(o->unix_path);
         return EKV_OK;
     }
-    rc = getaddrinfo(o->host, NULL, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve the origin host %s: %s", o->host, gai_strerror(rc));
-        return EKV_ERROR;
-    }
-    rc = getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST);
-    freeaddrinfo(res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve the origin host %s: %s", o->host, gai_strerror(rc));
-        return EKV_ERROR;
-    }
-    srv->origin_addr.host = ekv_strdup(ip);
-    return EKV_OK;
+    return resolve_host(o->host, &srv->origin_addr.host, err, errlen);
 }
 
 /* A rediss:// origin: the TLS context every connection to it uses, its files loaded now (NULL
@@ -157,6 +178,8 @@ static int origin_tls_make(const struct ekv_conf *conf, struct ekv_origin_tls **
         .ca_file = conf->origin_tls_ca_file,
         .cert_file = conf->origin_tls_cert_file,
         .key_file = conf->origin_tls_key_file,
+        /* a standalone origin's name as written; Sentinels are verified against theirs, and
+         * the nodes they name against the addresses they give */
         .server_name = conf->origin_tls_server_name != NULL ? conf->origin_tls_server_name
                                                             : conf->origin.host,
         .verify = conf->origin_tls_verify,
@@ -227,6 +250,7 @@ static void cache_init(struct ekv_server *srv)
                                      .seed = ekv_rng_entropy64()};
     struct ekv_inval_opts io = {
         .addr = &srv->origin_addr,
+        .sentinel = srv->sentinel,
         .tls = srv->origin_tls,
         .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
         .stall_ms = conf->max_staleness_ms,
@@ -309,6 +333,19 @@ struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errle
         goto fail;
     }
     srv->metrics = ekv_metrics_new(srv->nworkers);
+    if (conf->origin.kind == EKV_ORIGIN_SENTINEL) {
+        struct ekv_sentinel_opts so = {
+            .sentinels = srv->sentinel_addrs,
+            .nsentinels = srv->nsentinels,
+            .master_name = conf->origin.master,
+            .data = &srv->origin_addr,
+            .tls = srv->origin_tls,
+            .timeout_ms = conf->origin_timeout_ms,
+        };
+        srv->sentinel_master = ekv_strdup(conf->origin.master);
+        so.master_name = srv->sentinel_master;
+        srv->sentinel = ekv_sentinel_new(srv->base, &so);
+    }
     cache_init(srv);
     srv->workers = ekv_calloc(srv->nworkers, sizeof(*srv->workers));
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -377,6 +414,12 @@ void ekv_server_free(struct ekv_server *srv)
     for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++)
         ekv_worker_deinit(&srv->workers[i]);
     ekv_free(srv->workers);
+    ekv_sentinel_free(srv->sentinel); /* after every link that followed it */
+    ekv_free(srv->sentinel_master);
+    for (size_t i = 0; i < srv->nsentinels; i++) {
+        ekv_conf_origin_clear(&srv->sentinel_addrs[i]);
+        ekv_free(srv->sentinel_names[i]);
+    }
     ekv_origin_tls_free(srv->origin_tls); /* every connection that used it is gone */
     ekv_cache_free(srv->cache);
     ekv_cache_free(srv->names);

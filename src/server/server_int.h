@@ -181,6 +181,13 @@ struct ekv_server {
     /* conf->origin with the host resolved to a number: the server's own copy, which the origin
      * connections and the invalidation link borrow (configuration snapshots come and go) */
     struct ekv_conf_origin origin_addr;
+    /* redis-sentinel://: the Sentinels (hosts resolved, their credentials), the names they
+     * were given (verified over TLS), and the master they name, which every link follows */
+    struct ekv_conf_origin sentinel_addrs[EKV_CONF_MAX_NODES];
+    char *sentinel_names[EKV_CONF_MAX_NODES];
+    size_t nsentinels;
+    struct ekv_sentinel *sentinel; /* on the main thread's loop */
+    char *sentinel_master;         /* its name (the server's copy) */
     int fds[NLISTENERS]; /* -1 when unused */
     unsigned nworkers;
     struct worker *workers;

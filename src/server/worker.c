@@ -370,6 +370,16 @@ static void gauges(void *arg, struct ekv_metrics_gauges *g)
         g->evict_flush = cs.evict_flush;
         g->cache_flushes = cs.flushes;
     }
+    if (srv->sentinel != NULL) {
+        struct ekv_sentinel_stats ss;
+        ekv_sentinel_stats(srv->sentinel, &ss);
+        g->sentinel = true;
+        g->sentinel_master_known = ss.known;
+        snprintf(g->sentinel_master, sizeof(g->sentinel_master), "%s", ss.master);
+        g->failovers = ss.failovers;
+        g->sentinels_up = ss.sentinels_up;
+        g->sentinels_total = ss.sentinels_total;
+    }
     if (srv->inval != NULL) {
         struct ekv_inval_stats is;
         uint64_t now = ekv_clock_now_ms();
@@ -401,6 +411,7 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     struct timeval flush_every = ekv_ms_tv(ALOG_FLUSH_MS);
     struct ekv_origin_opts oopts = {
         .addr = &srv->origin_addr,
+        .sentinel = srv->sentinel,
         .tls = srv->origin_tls,
         .timeout_ms = conf->origin_timeout_ms,
     };
