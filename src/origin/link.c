@@ -69,6 +69,7 @@ struct ekv_origin_link {
     uint64_t epoch;              /* following: the Sentinel epoch of this connection */
     struct event *kick_ev;       /* following: the epoch changed (ekv_origin_link_kick()) */
     bool role_check;             /* following: ROLE is the last of the link's own replies */
+    bool role_pending;           /* ROLE not confirmed yet: nothing else may be sent */
     bool ever_up;
     const struct ekv_origin_tls *tls; /* NULL: plain */
     uint64_t timeout_ms;
@@ -328,6 +329,11 @@ static void own_reply(struct ekv_origin_link *l, redisReply *r)
             reset_now(l, why);
             return;
         }
+        /* the master: the owner may set the connection up now */
+        ekv_origin_reply_free(r);
+        l->role_pending = false;
+        l->hooks.on_open(l, l->hooks.arg);
+        return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         char why[160];
@@ -543,13 +549,16 @@ static void connect_now(struct ekv_origin_link *l)
         ekv_origin_link_sendv(l, 2, sel, NULL);
         l->own_replies++;
     }
-    l->role_check = l->follow != NULL;
+    arm(l->setup_ev, l->timeout_ms);
+    l->role_check = l->role_pending = l->follow != NULL;
     if (l->role_check) {
+        /* nothing of the owner's is sent before ROLE says master: not one command reaches
+         * a replica, or an old master still writable after a failover */
         const char *role[] = {"ROLE"};
         ekv_origin_link_sendv(l, 1, role, NULL);
         l->own_replies++;
+        return;
     }
-    arm(l->setup_ev, l->timeout_ms);
     l->hooks.on_open(l, l->hooks.arg);
 }
 
@@ -844,7 +853,8 @@ bool ekv_origin_link_failing(const struct ekv_origin_link *l)
 {
     /* connected to a master that the Sentinels or ROLE have since given up: not one more
      * command goes there (the kick that drops the connection is on its way) */
-    if (l->follow != NULL && l->bev != NULL && l->epoch != ekv_sentinel_epoch(l->follow))
+    if (l->follow != NULL && l->bev != NULL &&
+        (l->role_pending || l->epoch != ekv_sentinel_epoch(l->follow)))
         return true;
     return l->bev == NULL || l->state == DOWN || (l->state == CONNECTING && l->attempts > 0);
 }
