@@ -1,9 +1,10 @@
-/* origin.h - the Redis origin as seen by one worker thread: one connection of its own on the
- * worker's loop (a bufferevent, hiredis's reply reader), with connect and per-command
- * deadlines, reconnection with jittered exponential backoff, AUTH/SELECT on every connect, Lua scripts
- * run with EVALSHA (loaded on every connect, EVAL-free NOSCRIPT recovery) and pipelines of
- * commands answered as one. It knows nothing of HTTP. Loop affinity: every function runs on the
- * loop's thread. */
+/* origin.h - the Redis origin as seen by one worker thread: connections of its own on the
+ * worker's loop (bufferevents, hiredis's reply reader) - one to a standalone Redis or to the
+ * master Sentinels name, or one per master of a Redis Cluster, each command routed by its key's
+ * slot and its redirections followed - with connect and per-command deadlines, reconnection
+ * with jittered exponential backoff, AUTH/SELECT on every connect, Lua scripts run with EVALSHA
+ * (loaded on every connect, EVAL-free NOSCRIPT recovery) and pipelines of commands answered as
+ * one. It knows nothing of HTTP. Loop affinity: every function runs on the loop's thread. */
 #ifndef EDGEKV_ORIGIN_H
 #define EDGEKV_ORIGIN_H
 
@@ -94,6 +95,10 @@ void ekv_sentinel_stats(const struct ekv_sentinel *s, struct ekv_sentinel_stats 
 struct ekv_origin_opts {
     const struct ekv_conf_origin *addr; /* borrowed; host must be a numeric address */
     struct ekv_sentinel *sentinel;      /* borrowed; set: follow its master (addr unused) */
+    const struct ekv_conf_origin *seeds; /* Redis Cluster: @nseeds seed nodes (numeric hosts;
+                                          * the first one's user and password serve for every
+                                          * node); borrowed. 0 seeds: not a cluster */
+    size_t nseeds;
     const struct ekv_origin_tls *tls;   /* borrowed; NULL: plain connections */
     uint64_t timeout_ms;                /* connect and per-command deadline */
     struct ekv_origin_script *scripts;  /* borrowed; SHA-1s are written into it */
@@ -142,6 +147,15 @@ bool ekv_origin_connected(const struct ekv_origin *o);
 /** Why the origin is not connected ("" when it is, or nothing failed yet): the last
  * connection's failure, e.g. "tls: certificate verify failed: ...". Any thread. */
 void ekv_origin_error(const struct ekv_origin *o, char *buf, size_t len);
+/** A Redis Cluster origin's redirections followed and slot maps fetched (all 0 otherwise). */
+struct ekv_origin_cluster_stats {
+    uint64_t moved, ask, tryagain; /* TRYAGAIN and CLUSTERDOWN */
+    uint64_t refreshes;
+};
+
+/** Any thread. */
+void ekv_origin_cluster_stats(const struct ekv_origin *o, struct ekv_origin_cluster_stats *st);
+
 /** Number of commands sent and not yet answered. */
 size_t ekv_origin_pending(const struct ekv_origin *o);
 
