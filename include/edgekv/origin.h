@@ -99,6 +99,8 @@ struct ekv_origin_opts {
                                           * the first one's user and password serve for every
                                           * node); borrowed. 0 seeds: not a cluster */
     size_t nseeds;
+    uint64_t refresh_ms;                /* Redis Cluster: the slot map is read this often
+                                         * anyway (0: every 10 s) */
     const struct ekv_origin_tls *tls;   /* borrowed; NULL: plain connections */
     uint64_t timeout_ms;                /* connect and per-command deadline */
     struct ekv_origin_script *scripts;  /* borrowed; SHA-1s are written into it */
@@ -155,6 +157,16 @@ struct ekv_origin_cluster_stats {
 
 /** Any thread. */
 void ekv_origin_cluster_stats(const struct ekv_origin *o, struct ekv_origin_cluster_stats *st);
+
+/** A Redis Cluster origin's slot map changed (read again, or patched by a MOVED). */
+typedef void ekv_origin_map_cb(void *arg);
+/** Registers the map callback (NULL to remove); it runs on the origin's loop. */
+void ekv_origin_set_map_cb(struct ekv_origin *o, ekv_origin_map_cb *cb, void *arg);
+/** The node that serves @slot now (an index for ekv_origin_node_addr()), or -1 (no master, or
+ * not a cluster). Node indexes stay valid as long as the origin. Loop thread. */
+int ekv_origin_slot_node(const struct ekv_origin *o, unsigned slot);
+/** The address (host numeric, credentials of the URL) of node @i, or NULL. Loop thread. */
+const struct ekv_conf_origin *ekv_origin_node_addr(const struct ekv_origin *o, size_t i);
 
 /** Number of commands sent and not yet answered. */
 size_t ekv_origin_pending(const struct ekv_origin *o);

@@ -127,11 +127,14 @@ struct ekv_origin {
     struct event *later_ev, *refresh_ev;
     bool refreshing;
     uint64_t refreshed_ms;    /* when the last refresh was asked for */
+    uint64_t refresh_ms;      /* how often anyway */
     atomic_bool up;           /* any thread: every slot served by a node that is up */
     pthread_mutex_t err_lock;
     char error[200];
     atomic_ullong moved, ask, tryagain, refreshes;
     char map_from[64];        /* the node asked for the map (an empty endpoint is it) */
+    ekv_origin_map_cb *map_cb; /* told of every change of a slot's owner */
+    void *map_arg;
     struct ekv_log_limit name_log;
 };
 
@@ -603,6 +606,8 @@ static bool redirected(struct node *n, struct ekv_origin_op *op)
             o->served++;
         o->owner[rd.slot] = (uint16_t)node_index(o, to);
         to->serving = true;
+        if (o->map_cb != NULL)
+            o->map_cb(o->map_arg);
         refresh_soon(o, false);
         drop_replies(op);
         send_on(to, op, false);
@@ -653,6 +658,8 @@ static void apply_map(struct ekv_origin *o, const struct ekv_slotmap *m)
     if (o->served < EKV_ORIGIN_SLOTS)
         set_unserved(o);
     update_up(o);
+    if (o->map_cb != NULL)
+        o->map_cb(o->map_arg);
 }
 
 static void on_map(int status, const redisReply *r, void *arg);
@@ -714,7 +721,7 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_origin *o = arg;
 
-    arm(o->refresh_ev, REFRESH_EVERY_MS);
+    arm(o->refresh_ev, o->refresh_ms);
     if (o->refreshing)
         return;
     o->refreshing = true;
@@ -935,7 +942,8 @@ struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_orig
         EKV_FATAL("origin: out of memory");
     for (size_t i = 0; i < opts->nseeds; i++)
         (void)node_at(o, opts->seeds[i].host, opts->seeds[i].port);
-    arm(o->refresh_ev, REFRESH_EVERY_MS);
+    o->refresh_ms = opts->refresh_ms != 0 ? opts->refresh_ms : REFRESH_EVERY_MS;
+    arm(o->refresh_ev, o->refresh_ms);
     return o;
 }
 
@@ -1010,6 +1018,24 @@ size_t ekv_origin_pending(const struct ekv_origin *o)
     for (size_t i = 0; i < o->nnodes; i++)
         n += o->nodes[i]->npending;
     return n;
+}
+
+void ekv_origin_set_map_cb(struct ekv_origin *o, ekv_origin_map_cb *cb, void *arg)
+{
+    o->map_cb = cb;
+    o->map_arg = arg;
+}
+
+int ekv_origin_slot_node(const struct ekv_origin *o, unsigned slot)
+{
+    if (!o->cluster || slot >= EKV_ORIGIN_SLOTS)
+        return -1;
+    return o->owner[slot] == NO_NODE ? -1 : o->owner[slot];
+}
+
+const struct ekv_conf_origin *ekv_origin_node_addr(const struct ekv_origin *o, size_t i)
+{
+    return i < o->nnodes ? &o->nodes[i]->addr : NULL;
 }
 
 void ekv_origin_cluster_stats(const struct ekv_origin *o, struct ekv_origin_cluster_stats *st)

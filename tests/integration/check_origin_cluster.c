@@ -1,8 +1,14 @@
-/* check_origin_cluster.c - the origin client (src/origin) over a real Redis Cluster (3 masters,
- * 3 replicas, one for the suite): the slot map from a seed, commands, scripts and pipelines
- * routed to the master of their key's slot; MOVED followed after a slot moved (and the map
- * patched), ASK followed behind ASKING while a slot migrates, TRYAGAIN retried until the
- * migration ends, and a CLUSTER FAILOVER followed: writes land on the new master. */
+/* check_origin_cluster.c - the origin client (src/origin) and the coherence of the cache
+ * (src/inval/coherence.c) over a real Redis Cluster (3 masters, 3 replicas, one for the suite).
+ * The origin: the slot map from a seed, commands, scripts and pipelines routed to the master of
+ * their key's slot; MOVED followed after a slot moved (and the map patched), ASK followed behind
+ * ASKING while a slot migrates, TRYAGAIN retried until the migration ends, and a CLUSTER
+ * FAILOVER followed: writes land on the new master. The coherence: one invalidation link per
+ * master, invalidations from each; FLUSHALL on one master ends its slots' entries only; its link
+ * killed: its slots are not fresh until it is back (and their entries are dead), the others stay
+ * fresh; a slot taken over without MIGRATE (no invalidation in 7.0) and a failover end the
+ * entries of the slots concerned. The tests share the cluster and run in order (the failovers
+ * last). */
 #include "config.h"
 
 #include <check.h>
@@ -14,6 +20,8 @@
 #include <hiredis/hiredis.h>
 
 #include "edgekv/alloc.h"
+#include "edgekv/clock.h"
+#include "edgekv/coherence.h"
 #include "edgekv/conf.h"
 #include "edgekv/origin.h"
 
@@ -338,6 +346,220 @@ START_TEST(test_failover_followed)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- coherence */
+
+struct seen {
+    unsigned keys, slots_flushes;
+    char last[128];
+};
+
+static void co_key(const char *key, size_t len, void *arg)
+{
+    struct seen *s = arg;
+
+    s->keys++;
+    snprintf(s->last, sizeof(s->last), "%.*s", (int)len, key);
+}
+
+static void co_flush(void *arg)
+{
+    ck_abort_msg("a cluster never flushes everything");
+}
+
+static void co_slots(void *arg)
+{
+    struct seen *s = arg;
+
+    s->slots_flushes++;
+}
+
+static const char *const co_prefixes[] = {"co:"};
+
+static struct ekv_coherence *coherence_new(struct seen *seen)
+{
+    struct ekv_coherence_opts co = {
+        .inval = {.prefixes = co_prefixes, .nprefixes = 1, .heartbeat_channel = "co:heartbeat",
+                  .heartbeat_ms = 100, .stall_ms = 1000, .timeout_ms = 1000},
+        .seeds = seeds,
+        .nseeds = 1,
+        .refresh_ms = 200,
+    };
+    struct ekv_coherence_hooks h = {.on_key = co_key, .on_flush = co_flush,
+                                    .on_slots = co_slots, .arg = seen};
+    struct ekv_coherence *c = ekv_coherence_new(base, &co, &h);
+    uint64_t end = ekv_test_now_ms() + 5000;
+    int never = 0;
+
+    while (!ekv_coherence_all_fresh(c, ekv_clock_now_ms(), 1000) && ekv_test_now_ms() < end)
+        ekv_test_loop_until(base, &never, 20);
+    ck_assert_msg(ekv_coherence_all_fresh(c, ekv_clock_now_ms(), 1000),
+                  "never a fresh link on every master");
+    return c;
+}
+
+/* Runs the loop until @pred holds (at most @ms). */
+struct co_wait {
+    struct ekv_coherence *c;
+    unsigned slot;
+    uint32_t epoch; /* wait for another one */
+    bool fresh;     /* ... or for this freshness */
+};
+
+static bool epoch_moved(void *arg)
+{
+    struct co_wait *w = arg;
+
+    return ekv_coherence_epoch(w->c, w->slot) != w->epoch;
+}
+
+static bool freshness_is(void *arg)
+{
+    struct co_wait *w = arg;
+
+    return ekv_coherence_fresh(w->c, w->slot, ekv_clock_now_ms(), 1000) == w->fresh;
+}
+
+/* A write on each master reaches the coherence through that master's own link. */
+START_TEST(test_coherence_links_per_master)
+{
+    struct seen seen = {0};
+    struct ekv_coherence *c = coherence_new(&seen);
+    struct ekv_coherence_stats st;
+    static const char *const keys[] = {"co:{a0}", "co:{b0}", "co:{foo}"};
+
+    ekv_coherence_stats(c, &st);
+    ck_assert_uint_eq(st.links, 3);
+    ck_assert_uint_eq(st.links_live, 3);
+    ck_assert_uint_eq(st.slots_served, 16384);
+    for (size_t i = 0; i < EKV_ARRAY_LEN(keys); i++) {
+        unsigned short p = ekv_test_cluster_master_of_slot(cluster,
+                                                           ekv_test_cluster_keyslot(cluster, keys[i]));
+        unsigned before = seen.keys;
+        free(ekv_test_cmd_port_or_fail(p, NULL, "SET %s v", keys[i]));
+        for (int j = 0; seen.keys == before; j++) {
+            int never = 0;
+            ck_assert_msg(j < 100, "no invalidation of %s from its master", keys[i]);
+            ekv_test_loop_until(base, &never, 10);
+        }
+        ck_assert_str_eq(seen.last, keys[i]);
+    }
+    /* a key outside the prefixes: nothing */
+    {
+        unsigned before = seen.keys;
+        int never = 0;
+        free(ekv_test_cmd_port_or_fail(cluster->port[0], NULL, "SET other:{a0} v"));
+        ekv_test_loop_until(base, &never, 200);
+        ck_assert_uint_eq(seen.keys, before);
+    }
+    ekv_coherence_free(c);
+}
+END_TEST
+
+/* FLUSHALL on one master: its slots get new epochs, the others' do not, and all stay fresh. */
+START_TEST(test_coherence_flushall_one_master)
+{
+    struct seen seen = {0};
+    struct ekv_coherence *c = coherence_new(&seen);
+    unsigned sa = (unsigned)ekv_test_cluster_keyslot(cluster, "{a0}");
+    unsigned sb = (unsigned)ekv_test_cluster_keyslot(cluster, "{b0}");
+    unsigned short pa = ekv_test_cluster_master_of_slot(cluster, (int)sa);
+    uint32_t eb = ekv_coherence_epoch(c, sb);
+    struct co_wait w = {c, sa, ekv_coherence_epoch(c, sa), false};
+
+    ck_assert_uint_ne(pa, ekv_test_cluster_master_of_slot(cluster, (int)sb));
+    free(ekv_test_cmd_port_or_fail(pa, NULL, "FLUSHALL"));
+    ck_assert_msg(ekv_test_loop_until_pred(base, epoch_moved, &w, 3000),
+                  "FLUSHALL did not end the entries of its master's slots");
+    ck_assert_uint_eq(ekv_coherence_epoch(c, sb), eb);
+    ck_assert_uint_ge(seen.slots_flushes, 1);
+    ck_assert(ekv_coherence_fresh(c, sa, ekv_clock_now_ms(), 1000));
+    ck_assert(ekv_coherence_fresh(c, sb, ekv_clock_now_ms(), 1000));
+    ekv_coherence_free(c);
+}
+END_TEST
+
+/* One master's invalidation link killed: its slots are not fresh until it is back, and then
+ * their entries are dead; the other masters' slots stay fresh throughout. */
+START_TEST(test_coherence_one_link_killed)
+{
+    struct seen seen = {0};
+    struct ekv_coherence *c = coherence_new(&seen);
+    unsigned sa = (unsigned)ekv_test_cluster_keyslot(cluster, "{a0}");
+    unsigned sb = (unsigned)ekv_test_cluster_keyslot(cluster, "{b0}");
+    unsigned short pa = ekv_test_cluster_master_of_slot(cluster, (int)sa);
+    uint32_t ea = ekv_coherence_epoch(c, sa), eb = ekv_coherence_epoch(c, sb);
+    struct co_wait down = {c, sa, 0, false}, up = {c, sa, 0, true};
+
+    free(ekv_test_cmd_port_or_fail(pa, NULL, "CLIENT KILL TYPE pubsub"));
+    ck_assert_msg(ekv_test_loop_until_pred(base, freshness_is, &down, 2000),
+                  "the killed link's slots stayed fresh");
+    ck_assert(ekv_coherence_fresh(c, sb, ekv_clock_now_ms(), 1000));
+    ck_assert_msg(ekv_test_loop_until_pred(base, freshness_is, &up, 5000),
+                  "the link never came back");
+    ck_assert_uint_ne(ekv_coherence_epoch(c, sa), ea);
+    ck_assert_uint_eq(ekv_coherence_epoch(c, sb), eb);
+    ekv_coherence_free(c);
+}
+END_TEST
+
+/* A slot taken over without MIGRATE (Redis 7.0 sends no invalidation for the keys it drops):
+ * the new owner in the map ends the slot's entries. */
+START_TEST(test_coherence_forced_move)
+{
+    struct seen seen = {0};
+    struct ekv_coherence *c = coherence_new(&seen);
+    const char *key = "co:{d2}";
+    int slot = ekv_test_cluster_keyslot(cluster, key);
+    unsigned short from = ekv_test_cluster_master_of_slot(cluster, slot);
+    unsigned short to = other_master(from);
+    struct co_wait w = {c, (unsigned)slot, ekv_coherence_epoch(c, (unsigned)slot), false};
+    struct ekv_coherence_stats st;
+
+    free(ekv_test_cmd_port_or_fail(from, NULL, "SET %s cached", key));
+    free(ekv_test_cmd_port_or_fail(to, NULL, "CLUSTER SETSLOT %d IMPORTING %s", slot, id_of(from)));
+    free(ekv_test_cmd_port_or_fail(to, NULL, "CLUSTER SETSLOT %d NODE %s", slot, id_of(to)));
+    ck_assert_msg(ekv_test_loop_until_pred(base, epoch_moved, &w, 5000),
+                  "the forced move did not end the slot's entries");
+    ekv_coherence_stats(c, &st);
+    ck_assert_uint_ge(st.slot_moves, 1);
+    ck_assert(ekv_coherence_fresh(c, (unsigned)slot, ekv_clock_now_ms(), 1000));
+    ekv_test_cluster_move_slot(cluster, slot, from);
+    ekv_coherence_free(c);
+}
+END_TEST
+
+/* CLUSTER FAILOVER disconnects nobody: the map shows the new master, the slots' entries end,
+ * and the new master gets a link of its own, whose invalidations arrive. */
+START_TEST(test_coherence_failover)
+{
+    struct seen seen = {0};
+    struct ekv_coherence *c = coherence_new(&seen);
+    const char *key = "co:{b0}";
+    int slot = ekv_test_cluster_keyslot(cluster, key);
+    unsigned short old = ekv_test_cluster_master_of_slot(cluster, slot), now;
+    struct co_wait w = {c, (unsigned)slot, ekv_coherence_epoch(c, (unsigned)slot), false};
+    struct co_wait up = {c, (unsigned)slot, 0, true};
+    struct ekv_coherence_stats st;
+    unsigned before;
+
+    now = ekv_test_cluster_failover(cluster, old);
+    ck_assert_msg(ekv_test_loop_until_pred(base, epoch_moved, &w, 5000),
+                  "the failover did not end the slot's entries");
+    ck_assert(ekv_test_loop_until_pred(base, freshness_is, &up, 5000));
+    ekv_coherence_stats(c, &st);
+    ck_assert_uint_eq(st.links, 4);
+    before = seen.keys;
+    free(ekv_test_cmd_port_or_fail(now, NULL, "SET %s after", key));
+    for (int j = 0; seen.keys == before; j++) {
+        int never = 0;
+        ck_assert_msg(j < 100, "no invalidation from the new master");
+        ekv_test_loop_until(base, &never, 10);
+    }
+    ekv_coherence_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("origin_cluster");
@@ -352,7 +574,12 @@ int main(void)
     tcase_add_test(tc, test_moved_followed);
     tcase_add_test(tc, test_ask_followed);
     tcase_add_test(tc, test_tryagain_until_migrated);
+    tcase_add_test(tc, test_coherence_links_per_master);
+    tcase_add_test(tc, test_coherence_flushall_one_master);
+    tcase_add_test(tc, test_coherence_one_link_killed);
+    tcase_add_test(tc, test_coherence_forced_move);
     tcase_add_test(tc, test_failover_followed);
+    tcase_add_test(tc, test_coherence_failover);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }
