@@ -6,6 +6,7 @@
 
 #include "edgekv/conf.h"
 #include "edgekv/log.h"
+#include "edgekv/metrics.h"
 #include "edgekv/server.h"
 
 /* The command line, kept for reloads: SIGHUP reads the same -c FILE with the same
@@ -14,6 +15,17 @@ struct args {
     int argc;
     char **argv;
 };
+
+static void man_metric(const char *name, const char *type, const char *help, void *arg)
+{
+    ekv_conf_man_entry(arg, name, type, help);
+}
+
+/* The manual's METRICS section: every family /metrics can export. */
+static void man_metrics(FILE *fp, void *arg)
+{
+    ekv_metrics_families(man_metric, fp);
+}
 
 static struct ekv_conf *reload_conf(void *arg, char *err, size_t errlen)
 {
@@ -48,6 +60,9 @@ int main(int argc, char **argv)
         return 0;
     case EKV_CONF_SAMPLE:
         ekv_conf_print_sample(stdout);
+        return 0;
+    case EKV_CONF_MAN:
+        ekv_conf_print_man(stdout, PACKAGE_VERSION, man_metrics, NULL);
         return 0;
     case EKV_CONF_TEST:
         rc = ekv_server_check(conf, err, sizeof(err));

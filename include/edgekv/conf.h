@@ -101,6 +101,7 @@ enum ekv_conf_action {
     EKV_CONF_HELP,        /* --help / -h */
     EKV_CONF_VERSION,     /* --version / -v */
     EKV_CONF_SAMPLE,      /* --print-sample-config: the documented conf/edgekv.conf */
+    EKV_CONF_MAN,         /* --print-man-page: edgekv(8) */
 };
 
 /** A configuration with every directive at its built-in default. Never NULL. */
@@ -166,6 +167,14 @@ bool ekv_conf_reloadable(const char *name);
 void ekv_conf_print_help(FILE *fp);
 /** Prints the documented sample configuration file (the shipped conf/edgekv.conf). */
 void ekv_conf_print_sample(FILE *fp);
+/** Writes the body of a manual section (man(7) requests) to @fp. */
+typedef void ekv_conf_man_section_cb(FILE *fp, void *arg);
+/** One ".TP" entry of the manual: @tag in bold, @note (or NULL) in parentheses, @text. */
+void ekv_conf_man_entry(FILE *fp, const char *tag, const char *note, const char *text);
+/** Prints the manual, edgekv(8), in man(7) format: the directives from the same table as
+ * --help and the sample, the metrics section from @metrics. */
+void ekv_conf_print_man(FILE *fp, const char *version, ekv_conf_man_section_cb *metrics,
+                        void *arg);
 
 /**
  * Parses "host:port" or "[v6]:port" into @addr (empty string: host NULL). Returns EKV_OK or

@@ -99,4 +99,10 @@ void ekv_metrics_reload(struct ekv_metrics *m, bool ok);
 void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *g,
                         struct evbuffer *out);
 
+/** Calls @cb with the name, type and help of every metric family edgekv can export (all the
+ * optional ones included), in /metrics order: the catalogue the manual lists. */
+void ekv_metrics_families(void (*cb)(const char *name, const char *type, const char *help,
+                                     void *arg),
+                          void *arg);
+
 #endif /* EDGEKV_METRICS_H */

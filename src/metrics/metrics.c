@@ -416,3 +416,34 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
                         (unsigned long long)SUM(wk->alog_dropped));
     process_metrics(m, out);
 }
+
+void ekv_metrics_families(void (*cb)(const char *name, const char *type, const char *help,
+                                     void *arg),
+                          void *arg)
+{
+    struct ekv_metrics *m = ekv_metrics_new(1);
+    struct ekv_metrics_gauges g = {.inval_enabled = true, .sentinel = true};
+    struct evbuffer *out = evbuffer_new();
+    char *line;
+    size_t len;
+
+    if (out == NULL)
+        EKV_FATAL("out of memory");
+    ekv_metrics_render(m, &g, out);
+    /* "# HELP name text" then "# TYPE name type" */
+    while ((line = evbuffer_readln(out, &len, EVBUFFER_EOL_LF)) != NULL) {
+        char *sp, *type;
+        if (strncmp(line, "# HELP ", 7) != 0 || (sp = strchr(line + 7, ' ')) == NULL) {
+            free(line);
+            continue;
+        }
+        *sp = '\0';
+        type = evbuffer_readln(out, &len, EVBUFFER_EOL_LF);
+        if (type != NULL && strncmp(type, "# TYPE ", 7) == 0 && strrchr(type, ' ') != NULL)
+            cb(line + 7, strrchr(type, ' ') + 1, sp + 1, arg);
+        free(type);
+        free(line);
+    }
+    evbuffer_free(out);
+    ekv_metrics_free(m);
+}
