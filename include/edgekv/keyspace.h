@@ -109,6 +109,13 @@ void ekv_keyspace_set_hooks(struct ekv_keyspace *ks, const struct ekv_keyspace_h
 /** True while the origin connection is up. Any thread (/readyz, /metrics). */
 bool ekv_keyspace_connected(const struct ekv_keyspace *ks);
 
+/** The command every connection to a single Redis runs first (the origin's opts.setup): it
+ * moves the store registry of the first layout under its own hash tag, once, atomically
+ * (layout_upgrade.lua), so that no registry command ever sees the old layout. @argc set;
+ * free with ekv_keyspace_setup_free() once the origin has copied it. */
+const char **ekv_keyspace_setup(const char *ns, int *argc);
+void ekv_keyspace_setup_free(const char **argv);
+
 /**
  * The Lua scripts of the keyspace, as the table for ekv_origin_opts (each worker's origin writes
  * the SHA-1s into its own copy). A new array of *@n entries whose strings are static; free it

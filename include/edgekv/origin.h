@@ -104,6 +104,10 @@ struct ekv_origin_opts {
     const struct ekv_origin_tls *tls;   /* borrowed; NULL: plain connections */
     uint64_t timeout_ms;                /* connect and per-command deadline */
     struct ekv_origin_script *scripts;  /* borrowed; SHA-1s are written into it */
+    const char *const *setup;           /* a command (copied) run on every connection after the
+                                         * scripts are loaded and before any other: an error
+                                         * reply drops the connection; NULL: none */
+    int setup_argc;
     size_t nscripts;
     const char *label;                  /* for logs, e.g. "worker 0" */
 };

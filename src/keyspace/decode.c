@@ -67,6 +67,9 @@ static const struct code_map store_rename_codes[] = {
 static const struct code_map store_delete_codes[] = {
     {EKV_KS_CODE_OK, EKV_KS_OK},
     {EKV_KS_CODE_NO_STORE, EKV_KS_NO_STORE},
+};
+static const struct code_map store_purge_codes[] = {
+    {EKV_KS_CODE_OK, EKV_KS_OK},
     {EKV_KS_CODE_NOT_EMPTY, EKV_KS_NOT_EMPTY},
 };
 static const struct code_map link_create_codes[] = {
@@ -95,6 +98,7 @@ static const struct {
     CODES(EKV_KS_SCRIPT_STORE_CREATE, store_create_codes),
     CODES(EKV_KS_SCRIPT_STORE_RENAME, store_rename_codes),
     CODES(EKV_KS_SCRIPT_STORE_DELETE, store_delete_codes),
+    CODES(EKV_KS_SCRIPT_STORE_PURGE, store_purge_codes),
     CODES(EKV_KS_SCRIPT_LINK_CREATE, link_create_codes),
     CODES(EKV_KS_SCRIPT_LINK_UPDATE, link_update_codes),
     CODES(EKV_KS_SCRIPT_LINK_DELETE, link_delete_codes),

@@ -27,7 +27,8 @@ const char *const ekv_ks_script_names[EKV_KS_SCRIPT_COUNT] = {
     [EKV_KS_SCRIPT_STORE_LIST] = "store_list",     [EKV_KS_SCRIPT_STORE_RENAME] = "store_rename",
     [EKV_KS_SCRIPT_STORE_DELETE] = "store_delete", [EKV_KS_SCRIPT_RESOLVE] = "resolve",
     [EKV_KS_SCRIPT_LINK_CREATE] = "link_create",   [EKV_KS_SCRIPT_LINK_UPDATE] = "link_update",
-    [EKV_KS_SCRIPT_LINK_DELETE] = "link_delete",
+    [EKV_KS_SCRIPT_LINK_DELETE] = "link_delete",   [EKV_KS_SCRIPT_STORE_PURGE] = "store_purge",
+    [EKV_KS_SCRIPT_LAYOUT_UPGRADE] = "layout_upgrade",
 };
 
 /* The observer's op of each script (the `op` label of the origin metrics). */
@@ -37,7 +38,8 @@ static const enum ekv_ks_op script_op[EKV_KS_SCRIPT_COUNT] = {
     [EKV_KS_SCRIPT_STORE_LIST] = EKV_KS_OP_STORE,   [EKV_KS_SCRIPT_STORE_RENAME] = EKV_KS_OP_STORE,
     [EKV_KS_SCRIPT_STORE_DELETE] = EKV_KS_OP_STORE, [EKV_KS_SCRIPT_RESOLVE] = EKV_KS_OP_RESOLVE,
     [EKV_KS_SCRIPT_LINK_CREATE] = EKV_KS_OP_LINK,   [EKV_KS_SCRIPT_LINK_UPDATE] = EKV_KS_OP_LINK,
-    [EKV_KS_SCRIPT_LINK_DELETE] = EKV_KS_OP_LINK,
+    [EKV_KS_SCRIPT_LINK_DELETE] = EKV_KS_OP_LINK,   [EKV_KS_SCRIPT_STORE_PURGE] = EKV_KS_OP_STORE,
+    [EKV_KS_SCRIPT_LAYOUT_UPGRADE] = EKV_KS_OP_STORE,
 };
 
 /* ---------------------------------------------------------------- keys */
@@ -212,6 +214,35 @@ void ekv_keyspace_set_hooks(struct ekv_keyspace *ks, const struct ekv_keyspace_h
 bool ekv_keyspace_connected(const struct ekv_keyspace *ks)
 {
     return ks->origin != NULL && ekv_origin_connected(ks->origin);
+}
+
+
+const char **ekv_keyspace_setup(const char *ns, int *argc)
+{
+    const char **argv = ekv_calloc(7, sizeof(*argv));
+    const char *body = NULL;
+
+    for (unsigned i = 0; i < ekv_lua_nsources; i++)
+        if (strcmp(ekv_lua_sources[i].name, ekv_ks_script_names[EKV_KS_SCRIPT_LAYOUT_UPGRADE]) == 0)
+            body = ekv_lua_sources[i].body;
+    if (body == NULL)
+        EKV_FATAL("built without layout_upgrade.lua");
+    argv[0] = "EVAL";
+    argv[1] = body;
+    argv[2] = "3";
+    argv[3] = concat(ns, EKV_KS_REG_LAYOUT);
+    argv[4] = concat(ns, "stores");
+    argv[5] = concat(ns, EKV_KS_REG_STORES);
+    argv[6] = ekv_strdup(ns);
+    *argc = 7;
+    return argv;
+}
+
+void ekv_keyspace_setup_free(const char **argv)
+{
+    for (int i = 3; i < 7; i++)
+        ekv_free((char *)argv[i]);
+    ekv_free(argv);
 }
 
 struct ekv_origin_script *ekv_keyspace_scripts(size_t *n)

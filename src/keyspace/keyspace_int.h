@@ -48,6 +48,8 @@ enum ekv_ks_script {
     EKV_KS_SCRIPT_LINK_CREATE,
     EKV_KS_SCRIPT_LINK_UPDATE,
     EKV_KS_SCRIPT_LINK_DELETE,
+    EKV_KS_SCRIPT_STORE_PURGE,
+    EKV_KS_SCRIPT_LAYOUT_UPGRADE,
     EKV_KS_SCRIPT_COUNT
 };
 
@@ -66,6 +68,13 @@ struct ekv_keyspace {
     char *prefixes[EKV_KS_NPREFIXES];   /* "<ns>i:", "<ns>stores", "<ns>links:" */
     char *heartbeat;                    /* "<ns>heartbeat" */
 };
+
+/* The store registry and the resource links live under one hash tag of their own, so that every
+ * registry script touches one slot of a Redis Cluster. */
+#define EKV_KS_REG_STORES "stores:{registry}"  /* name -> sid */
+#define EKV_KS_REG_RECORD "s:{registry}:"      /* + sid: the store record */
+#define EKV_KS_REG_LINKS "links:{registry}:"   /* + service: its resource links */
+#define EKV_KS_REG_LAYOUT "layout:{registry}"  /* "2" once the registry is there */
 
 /* One operation in flight: what to decode, whom to call. Freed after its callback has run, or
  * by ekv_keyspace_cancel(). */
@@ -86,6 +95,7 @@ struct ekv_keyspace_op {
         ekv_keyspace_links_cb *links;
     } cb;
     void *arg;
+    int pending_outcome; /* a step's outcome, answered once the next step (an undo) is done */
     size_t sid_len;
     char sid[]; /* the store id, for the ops that need it after the first reply */
 };

@@ -331,32 +331,111 @@ struct ekv_keyspace_op *ekv_keyspace_key_list(struct ekv_keyspace *ks, const cha
 
 /* ---------------------------------------------------------------- stores */
 
+/* Creating a store takes three steps, since its generation counter lives in the store's own
+ * slot and the registry in another: SET <ns>g:{<sid>} 0 NX (a fresh id: taken means ID_TAKEN),
+ * then store_create.lua in the registry, and, when that refuses (name taken, limit), DEL of the
+ * counter again. A crash between the steps leaves at most a counter that no store names: its id
+ * was never given to anyone. The op keeps what the second step needs in its tail (op->sid). */
+struct create_args {
+    unsigned max_stores;
+    size_t name_len;
+    char now[32];
+    /* the name follows */
+};
+
+static void on_create_undone(int status, const struct redisReply *r, void *arg)
+{
+    struct ekv_keyspace_op *op = arg;
+    struct ekv_ks_result res = {.outcome = (enum ekv_ks_outcome)op->pending_outcome};
+
+    op->cb.done(&res, op->arg);
+    ekv_free(op);
+}
+
+static void on_created(int status, const struct redisReply *r, void *arg)
+{
+    struct ekv_keyspace_op *op = arg;
+    struct ekv_ks_result res;
+    struct ekv_ks_key gen;
+
+    if (!ekv_ks_fault(status, r, false, &res))
+        ekv_ks_decode_code(r, op->script, &res);
+    if (res.outcome == EKV_KS_OK || res.outcome == EKV_KS_ORIGIN_TIMEOUT ||
+        res.outcome == EKV_KS_ORIGIN_DOWN) {
+        /* done, or unknown: the counter stays (a store named in the registry needs it) */
+        op->cb.done(&res, op->arg);
+        ekv_free(op);
+        return;
+    }
+    op->pending_outcome = res.outcome;
+    ekv_ks_key_init(&gen, op->ks, "g:{", op->sid, op->sid_len, "}", NULL, 0);
+    {
+        const char *argv[2] = {"DEL", gen.p};
+        const size_t argvlen[2] = {3, gen.len};
+        cmd(op, on_create_undone, 2, argv, argvlen);
+    }
+    ekv_ks_key_clear(&gen);
+}
+
+static void on_counter(int status, const struct redisReply *r, void *arg)
+{
+    struct ekv_keyspace_op *op = arg;
+    struct ekv_ks_result res;
+    const struct create_args *ca = (const void *)(op->sid + op->sid_len);
+    const char *name = (const char *)(ca + 1);
+    struct ekv_ks_key stores, rec;
+    char max[NUM_MAX];
+    const char *argv[6];
+    size_t argvlen[6];
+
+    if (ekv_ks_fault(status, r, false, &res) || r->type != REDIS_REPLY_STATUS) {
+        if (!ekv_ks_fault(status, r, false, &res))
+            res.outcome = r->type == REDIS_REPLY_NIL ? EKV_KS_ID_TAKEN : EKV_KS_ORIGIN_PROTOCOL;
+        op->cb.done(&res, op->arg);
+        ekv_free(op);
+        return;
+    }
+    snprintf(max, sizeof(max), "%u", ca->max_stores);
+    ekv_ks_key_init(&stores, op->ks, EKV_KS_REG_STORES, NULL, 0, NULL, NULL, 0);
+    ekv_ks_key_init(&rec, op->ks, EKV_KS_REG_RECORD, op->sid, op->sid_len, NULL, NULL, 0);
+    argv[0] = stores.p, argvlen[0] = stores.len;
+    argv[1] = rec.p, argvlen[1] = rec.len;
+    argv[2] = name, argvlen[2] = ca->name_len;
+    argv[3] = op->sid, argvlen[3] = op->sid_len;
+    argv[4] = ca->now, argvlen[4] = strlen(ca->now);
+    argv[5] = max, argvlen[5] = strlen(max);
+    op->script = EKV_KS_SCRIPT_STORE_CREATE;
+    eval(op, on_created, 2, 6, argv, argvlen);
+    ekv_ks_key_clear(&stores);
+    ekv_ks_key_clear(&rec);
+}
+
 struct ekv_keyspace_op *ekv_keyspace_store_create(struct ekv_keyspace *ks, const char *sid,
                                                   size_t sid_len, const char *name, size_t name_len,
                                                   const char *now, unsigned max_stores,
                                                   ekv_keyspace_done_cb *cb, void *arg)
 {
-    struct ekv_keyspace_op *op = op_new(ks, EKV_KS_SCRIPT_STORE_CREATE, arg, NULL, 0);
-    struct ekv_ks_key stores, rec, gen;
-    char max[NUM_MAX];
-    const char *argv[7];
-    size_t argvlen[7];
+    struct ekv_keyspace_op *op;
+    struct create_args ca = {.max_stores = max_stores, .name_len = name_len};
+    struct ekv_ks_key gen;
+    char *tail;
 
+    /* the id, then what the second step needs, in the op's tail */
+    tail = ekv_malloc(sid_len + sizeof(ca) + name_len);
+    memcpy(tail, sid, sid_len);
+    snprintf(ca.now, sizeof(ca.now), "%s", now);
+    memcpy(tail + sid_len, &ca, sizeof(ca));
+    memcpy(tail + sid_len + sizeof(ca), name, name_len);
+    op = op_new(ks, EKV_KS_SCRIPT_COUNT, arg, tail, sid_len + sizeof(ca) + name_len);
+    ekv_free(tail);
+    op->sid_len = sid_len;
     op->cb.done = cb;
-    snprintf(max, sizeof(max), "%u", max_stores);
-    ekv_ks_key_init(&stores, ks, "stores", NULL, 0, NULL, NULL, 0);
-    ekv_ks_key_init(&rec, ks, "s:", sid, sid_len, NULL, NULL, 0);
     ekv_ks_key_init(&gen, ks, "g:{", sid, sid_len, "}", NULL, 0);
-    argv[0] = stores.p, argvlen[0] = stores.len;
-    argv[1] = rec.p, argvlen[1] = rec.len;
-    argv[2] = gen.p, argvlen[2] = gen.len;
-    argv[3] = name, argvlen[3] = name_len;
-    argv[4] = sid, argvlen[4] = sid_len;
-    argv[5] = now, argvlen[5] = strlen(now);
-    argv[6] = max, argvlen[6] = strlen(max);
-    eval(op, on_code, 3, 7, argv, argvlen);
-    ekv_ks_key_clear(&stores);
-    ekv_ks_key_clear(&rec);
+    {
+        const char *argv[5] = {"SET", gen.p, "0", "NX"};
+        const size_t argvlen[4] = {3, gen.len, 1, 2};
+        cmd(op, on_counter, 4, argv, argvlen);
+    }
     ekv_ks_key_clear(&gen);
     return op;
 }
@@ -384,8 +463,8 @@ struct ekv_keyspace_op *ekv_keyspace_store_list(struct ekv_keyspace *ks, ekv_key
     size_t argvlen[2];
 
     op->cb.stores = cb;
-    ekv_ks_key_init(&stores, ks, "stores", NULL, 0, NULL, NULL, 0);
-    ekv_ks_key_init(&rec, ks, "s:", NULL, 0, NULL, NULL, 0); /* the record prefix */
+    ekv_ks_key_init(&stores, ks, EKV_KS_REG_STORES, NULL, 0, NULL, NULL, 0);
+    ekv_ks_key_init(&rec, ks, EKV_KS_REG_RECORD, NULL, 0, NULL, NULL, 0); /* the record prefix */
     argv[0] = stores.p, argvlen[0] = stores.len;
     argv[1] = rec.p, argvlen[1] = rec.len;
     eval(op, on_stores, 1, 2, argv, argvlen);
@@ -415,7 +494,7 @@ struct ekv_keyspace_op *ekv_keyspace_store_describe(struct ekv_keyspace *ks, con
     struct ekv_ks_key rec;
 
     op->cb.store = cb;
-    ekv_ks_key_init(&rec, ks, "s:", sid, sid_len, NULL, NULL, 0);
+    ekv_ks_key_init(&rec, ks, EKV_KS_REG_RECORD, sid, sid_len, NULL, NULL, 0);
     {
         const char *argv[5] = {"HMGET", rec.p, "name", "created_at", "updated_at"};
         const size_t argvlen[5] = {5, rec.len, 4, 10, 10};
@@ -437,8 +516,8 @@ struct ekv_keyspace_op *ekv_keyspace_store_rename(struct ekv_keyspace *ks, const
     size_t argvlen[5];
 
     op->cb.done = cb;
-    ekv_ks_key_init(&stores, ks, "stores", NULL, 0, NULL, NULL, 0);
-    ekv_ks_key_init(&rec, ks, "s:", sid, sid_len, NULL, NULL, 0);
+    ekv_ks_key_init(&stores, ks, EKV_KS_REG_STORES, NULL, 0, NULL, NULL, 0);
+    ekv_ks_key_init(&rec, ks, EKV_KS_REG_RECORD, sid, sid_len, NULL, NULL, 0);
     argv[0] = stores.p, argvlen[0] = stores.len;
     argv[1] = rec.p, argvlen[1] = rec.len;
     argv[2] = sid, argvlen[2] = sid_len;
@@ -450,30 +529,53 @@ struct ekv_keyspace_op *ekv_keyspace_store_rename(struct ekv_keyspace *ks, const
     return op;
 }
 
+/* Deleting a store takes two steps: store_purge.lua in the store's slot (an empty store loses
+ * its counter and index: from then on no item script finds it), then store_delete.lua in the
+ * registry. A crash between them leaves a store that is listed but holds nothing and takes no
+ * writes; deleting it again finishes the job. */
+static void on_purged(int status, const struct redisReply *r, void *arg)
+{
+    struct ekv_keyspace_op *op = arg;
+    struct ekv_ks_result res;
+    struct ekv_ks_key stores, rec;
+    const char *argv[3];
+    size_t argvlen[3];
+
+    if (!ekv_ks_fault(status, r, false, &res))
+        ekv_ks_decode_code(r, op->script, &res);
+    if (res.outcome != EKV_KS_OK) {
+        op->cb.done(&res, op->arg);
+        ekv_free(op);
+        return;
+    }
+    ekv_ks_key_init(&stores, op->ks, EKV_KS_REG_STORES, NULL, 0, NULL, NULL, 0);
+    ekv_ks_key_init(&rec, op->ks, EKV_KS_REG_RECORD, op->sid, op->sid_len, NULL, NULL, 0);
+    argv[0] = stores.p, argvlen[0] = stores.len;
+    argv[1] = rec.p, argvlen[1] = rec.len;
+    argv[2] = op->sid, argvlen[2] = op->sid_len;
+    op->script = EKV_KS_SCRIPT_STORE_DELETE;
+    eval(op, on_code, 2, 3, argv, argvlen);
+    ekv_ks_key_clear(&stores);
+    ekv_ks_key_clear(&rec);
+}
+
 struct ekv_keyspace_op *ekv_keyspace_store_delete(struct ekv_keyspace *ks, const char *sid,
                                                   size_t sid_len, ekv_keyspace_done_cb *cb,
                                                   void *arg)
 {
-    struct ekv_keyspace_op *op = op_new(ks, EKV_KS_SCRIPT_STORE_DELETE, arg, NULL, 0);
-    struct ekv_ks_key stores, rec, gen, index, items;
-    const char *argv[6];
-    size_t argvlen[6];
+    struct ekv_keyspace_op *op = op_new(ks, EKV_KS_SCRIPT_STORE_PURGE, arg, sid, sid_len);
+    struct ekv_ks_key gen, index, items;
+    const char *argv[3];
+    size_t argvlen[3];
 
     op->cb.done = cb;
-    ekv_ks_key_init(&stores, ks, "stores", NULL, 0, NULL, NULL, 0);
-    ekv_ks_key_init(&rec, ks, "s:", sid, sid_len, NULL, NULL, 0);
     ekv_ks_key_init(&gen, ks, "g:{", sid, sid_len, "}", NULL, 0);
     ekv_ks_key_init(&index, ks, "x:{", sid, sid_len, "}", NULL, 0);
     ekv_ks_key_init(&items, ks, "i:{", sid, sid_len, "}:", NULL, 0);
-    argv[0] = stores.p, argvlen[0] = stores.len;
-    argv[1] = rec.p, argvlen[1] = rec.len;
-    argv[2] = gen.p, argvlen[2] = gen.len;
-    argv[3] = index.p, argvlen[3] = index.len;
-    argv[4] = items.p, argvlen[4] = items.len;
-    argv[5] = sid, argvlen[5] = sid_len;
-    eval(op, on_code, 4, 6, argv, argvlen);
-    ekv_ks_key_clear(&stores);
-    ekv_ks_key_clear(&rec);
+    argv[0] = gen.p, argvlen[0] = gen.len;
+    argv[1] = index.p, argvlen[1] = index.len;
+    argv[2] = items.p, argvlen[2] = items.len;
+    eval(op, on_purged, 2, 3, argv, argvlen);
     ekv_ks_key_clear(&gen);
     ekv_ks_key_clear(&index);
     ekv_ks_key_clear(&items);
@@ -534,8 +636,8 @@ struct ekv_keyspace_op *ekv_keyspace_resolve(struct ekv_keyspace *ks, const char
     int nkeys = 1;
 
     op->cb.resolve = cb;
-    ekv_ks_key_init(&stores, ks, "stores", NULL, 0, NULL, NULL, 0);
-    ekv_ks_key_init(&links, ks, "links:", has_service ? service : NULL,
+    ekv_ks_key_init(&stores, ks, EKV_KS_REG_STORES, NULL, 0, NULL, NULL, 0);
+    ekv_ks_key_init(&links, ks, EKV_KS_REG_LINKS, has_service ? service : NULL,
                     has_service ? strlen(service) : 0, NULL, NULL, 0);
     argv[0] = stores.p, argvlen[0] = stores.len;
     if (has_service) {
@@ -574,7 +676,7 @@ struct ekv_keyspace_op *ekv_keyspace_link_list(struct ekv_keyspace *ks, const ch
     struct ekv_ks_key links;
 
     op->cb.links = cb;
-    ekv_ks_key_init(&links, ks, "links:", service, strlen(service), NULL, NULL, 0);
+    ekv_ks_key_init(&links, ks, EKV_KS_REG_LINKS, service, strlen(service), NULL, NULL, 0);
     {
         const char *argv[2] = {"HGETALL", links.p};
         const size_t argvlen[2] = {7, links.len};
@@ -625,7 +727,7 @@ struct ekv_keyspace_op *ekv_keyspace_link_get(struct ekv_keyspace *ks, const cha
     char *field = link_field(id, id_len, &flen);
 
     op->cb.link = cb;
-    ekv_ks_key_init(&links, ks, "links:", service, strlen(service), NULL, NULL, 0);
+    ekv_ks_key_init(&links, ks, EKV_KS_REG_LINKS, service, strlen(service), NULL, NULL, 0);
     {
         const char *argv[3] = {"HGET", links.p, field};
         const size_t argvlen[3] = {4, links.len, flen};
@@ -647,8 +749,8 @@ struct ekv_keyspace_op *ekv_keyspace_link_create(struct ekv_keyspace *ks, const 
     size_t argvlen[7];
 
     op->cb.link = cb;
-    ekv_ks_key_init(&links, ks, "links:", service, strlen(service), NULL, NULL, 0);
-    ekv_ks_key_init(&rec, ks, "s:", l->resource_id, strlen(l->resource_id), NULL, NULL, 0);
+    ekv_ks_key_init(&links, ks, EKV_KS_REG_LINKS, service, strlen(service), NULL, NULL, 0);
+    ekv_ks_key_init(&rec, ks, EKV_KS_REG_RECORD, l->resource_id, strlen(l->resource_id), NULL, NULL, 0);
     argv[0] = links.p, argvlen[0] = links.len;
     argv[1] = rec.p, argvlen[1] = rec.len;
     argv[2] = l->id, argvlen[2] = strlen(l->id);
@@ -671,7 +773,7 @@ struct ekv_keyspace_op *ekv_keyspace_link_update(struct ekv_keyspace *ks, const 
     struct ekv_ks_key links;
 
     op->cb.link = cb;
-    ekv_ks_key_init(&links, ks, "links:", service, strlen(service), NULL, NULL, 0);
+    ekv_ks_key_init(&links, ks, EKV_KS_REG_LINKS, service, strlen(service), NULL, NULL, 0);
     {
         const char *argv[4] = {links.p, id, name, now};
         const size_t argvlen[4] = {links.len, id_len, strlen(name), strlen(now)};
@@ -690,7 +792,7 @@ struct ekv_keyspace_op *ekv_keyspace_link_delete(struct ekv_keyspace *ks, const 
     struct ekv_ks_key links;
 
     op->cb.link = cb;
-    ekv_ks_key_init(&links, ks, "links:", service, strlen(service), NULL, NULL, 0);
+    ekv_ks_key_init(&links, ks, EKV_KS_REG_LINKS, service, strlen(service), NULL, NULL, 0);
     {
         const char *argv[2] = {links.p, id};
         const size_t argvlen[2] = {links.len, id_len};

@@ -103,6 +103,7 @@ struct node {
 struct ekv_origin {
     struct event_base *base;
     uint64_t timeout_ms;
+    struct ekv_origin_buf *setup; /* opts.setup, formatted */
     struct ekv_origin_script *scripts;
     size_t nscripts;
     const struct ekv_origin_tls *tls;
@@ -242,10 +243,11 @@ static void setup_reply(struct node *n, redisReply *reply)
     struct ekv_origin *o = n->o;
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ekv_log(EKV_LOG_ERROR, "%s: SCRIPT LOAD refused: %s", ekv_origin_link_label(n->link),
-                reply->str);
+        ekv_log(EKV_LOG_ERROR, "%s: the connection's setup refused (SCRIPT LOAD or the layout "
+                               "check): %s",
+                ekv_origin_link_label(n->link), reply->str);
         ekv_origin_reply_free(reply);
-        ekv_origin_link_reset(n->link, "SCRIPT LOAD refused", false);
+        ekv_origin_link_reset(n->link, "setup refused", false);
         return;
     }
     ekv_origin_reply_free(reply);
@@ -272,6 +274,10 @@ static void on_open(struct ekv_origin_link *link, void *arg)
     for (size_t i = 0; i < n->o->nscripts; i++) {
         const char *load[] = {"SCRIPT", "LOAD", n->o->scripts[i].body};
         ekv_origin_link_sendv(link, 3, load, NULL);
+        n->setup_pending++;
+    }
+    if (n->o->setup != NULL) {
+        ekv_origin_link_send_buf(link, n->o->setup);
         n->setup_pending++;
     }
     if (n->setup_pending == 0) {
@@ -915,6 +921,8 @@ struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_orig
     o->scripts = opts->scripts;
     o->nscripts = opts->nscripts;
     o->tls = opts->tls;
+    if (opts->setup != NULL && opts->nseeds == 0)
+        o->setup = format(opts->setup_argc, opts->setup, NULL);
     for (size_t i = 0; i < o->nscripts; i++)
         ekv_sha1_hex(o->scripts[i].body, strlen(o->scripts[i].body), o->scripts[i].sha);
     TAILQ_INIT(&o->failing);
@@ -970,6 +978,7 @@ void ekv_origin_free(struct ekv_origin *o)
     }
     ekv_free(o->nodes);
     ekv_free(o->owner);
+    ekv_origin_buf_unref(o->setup);
     if (o->later_ev != NULL)
         event_free(o->later_ev);
     if (o->refresh_ev != NULL)

@@ -434,7 +434,9 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     w->scripts = ekv_keyspace_scripts(&oopts.nscripts);
     oopts.scripts = w->scripts;
     oopts.label = label;
+    oopts.setup = ekv_keyspace_setup(conf->ns, &oopts.setup_argc);
     w->origin = ekv_origin_new(w->base, &oopts);
+    ekv_keyspace_setup_free((const char **)oopts.setup);
     w->keyspace =
         ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns, .origin = w->origin});
     w->mailbox = ekv_mailbox_new(w->base);

@@ -456,6 +456,8 @@ static void handle(struct fakeredis *f, struct conn *c, const char **argv, const
         cmd_script(f, c, argv, argl, argc);
     else if (arg_is(argv[0], argl[0], "PING"))
         reply_str(c, "+PONG\r\n");
+    else if (arg_is(argv[0], argl[0], "EVAL")) /* the connection's layout check: nothing to move */
+        reply_str(c, "*2\r\n:0\r\n:0\r\n");
     else {
         log_cmd(f, c, argv, argl, argc);
         unknown(f, c, argv[0], argl[0]);

@@ -2,7 +2,8 @@
  *
  * A RESP2 server on a unix socket, run by a thread of the test process, that speaks just the
  * part of Redis that edgekv's read path and invalidation link use: CLIENT ID, CLIENT TRACKING,
- * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, the item read
+ * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, EVAL (the
+ * layout check every connection runs first: answered "nothing to move"), the item read
  * (PTTL and HMGET, then EXISTS for a 404: src/api/read.c) over a small table of items, and
  * PING. Anything else is answered with an error and counted.
  *

@@ -899,10 +899,10 @@ START_TEST(test_item_layout)
     v = ekv_test_redis_cmd(redis, "GET %s", k);
     ck_assert_str_eq(v, "1");
     free(v);
-    v = ekv_test_redis_cmd(redis, "HGET edgekv:stores layout");
+    v = ekv_test_redis_cmd(redis, "HGET edgekv:stores:{registry} layout");
     ck_assert_str_eq(v, sid);
     free(v);
-    snprintf(k, sizeof(k), "edgekv:s:%s", sid);
+    snprintf(k, sizeof(k), "edgekv:s:{registry}:%s", sid);
     v = ekv_test_redis_cmd(redis, "HGET %s name", k);
     ck_assert_str_eq(v, "layout");
     free(v);
@@ -1710,6 +1710,130 @@ START_TEST(test_origin_restart)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- the layout upgrade */
+
+static void rcmd_expect(struct ekv_test_redis *r, const char *want, const char *fmt, const char *a,
+                        const char *b)
+{
+    char *v = ekv_test_redis_cmd(r, fmt, a, b);
+
+    ck_assert_msg(strcmp(v, want) == 0, "%s %s %s: \"%s\", want \"%s\"", fmt, a, b, v, want);
+    free(v);
+}
+
+/* A Redis loaded with the first layout (the registry under <ns>stores, <ns>s:<sid>,
+ * <ns>links:<service>), two POPs started on it at once: the registry moves once under its hash
+ * tag, the stores, their items, generations and links are all there, and both POPs see them. */
+START_TEST(test_layout_upgrade)
+{
+    static const char s1[] = "legacy0000000000000001", s2[] = "legacy0000000000000002";
+    struct ekv_test_redis *r = ekv_test_redis_start();
+    const char *args[] = {"--origin", r->origin, "--service-id", "svc1", NULL};
+    struct ekv_test_proc *a, *b;
+    struct ekv_test_resp resp = {0};
+    char path[128], k[96];
+    json_t *j;
+
+    free(ekv_test_redis_cmd(r, "HSET edgekv:stores legacy %s other %s", s1, s2));
+    free(ekv_test_redis_cmd(r, "HSET edgekv:s:%s name legacy created_at %s updated_at %s", s1,
+                            "2025-01-02 03:04:05", "2025-01-02 03:04:05"));
+    free(ekv_test_redis_cmd(r, "HSET edgekv:s:%s name other created_at %s updated_at %s", s2,
+                            "2025-01-02 03:04:05", "2025-01-02 03:04:05"));
+    free(ekv_test_redis_cmd(r, "SET edgekv:g:{%s} 3", s1));
+    free(ekv_test_redis_cmd(r, "SET edgekv:g:{%s} 0", s2));
+    free(ekv_test_redis_cmd(r, "HSET edgekv:i:{%s}:k v old g 3 t 1700000000000", s1));
+    free(ekv_test_redis_cmd(r, "ZADD edgekv:x:{%s} 0 k", s1));
+    free(ekv_test_redis_cmd(r, "HSET edgekv:links:svc1 n:alias LID1 l:LID1 %s",
+                            "{\"id\":\"LID1\",\"name\":\"alias\",\"resource_id\":\"legacy0000000000000001\","
+                            "\"version\":\"1\",\"created_at\":\"2025-01-02T03:04:05Z\","
+                            "\"updated_at\":\"2025-01-02T03:04:05Z\"}"));
+    a = ekv_test_edgekv_startv(args);
+    b = ekv_test_edgekv_startv(args);
+    wait_ready(a->port);
+    wait_ready(b->port);
+    /* moved, once */
+    rcmd_expect(r, "2", "GET edgekv:layout:{registry}", "", "");
+    rcmd_expect(r, "0", "EXISTS edgekv:stores", "", "");
+    rcmd_expect(r, s1, "HGET edgekv:stores:{registry} legacy", "", "");
+    rcmd_expect(r, "2", "HLEN edgekv:stores:{registry}", "", "");
+    snprintf(k, sizeof(k), "edgekv:s:%s", s1);
+    rcmd_expect(r, "0", "EXISTS %s", k, "");
+    snprintf(k, sizeof(k), "edgekv:s:{registry}:%s", s1);
+    rcmd_expect(r, "legacy", "HGET %s name", k, "");
+    rcmd_expect(r, "0", "EXISTS edgekv:links:svc1", "", "");
+    rcmd_expect(r, "LID1", "HGET edgekv:links:{registry}:svc1 n:alias", "", "");
+    /* both POPs see the stores, the items and the links */
+    for (int i = 0; i < 2; i++) {
+        unsigned short p = i == 0 ? a->port : b->port;
+        j = apic_get_json(p, "/resources/stores/kv", NULL, 200);
+        ck_assert_uint_eq(json_array_size(json_object_get(j, "data")), 2);
+        json_decref(j);
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/k", s1);
+        ck_assert_int_eq(apic_req(p, "GET", path, NULL, NULL, 0, &resp), 200);
+        ck_assert_str_eq(resp.body, "old");
+        ck_assert_str_eq(ekv_test_resp_header(&resp, "Generation"), "3");
+        ekv_test_resp_free(&resp);
+        ck_assert_int_eq(apic_req(p, "GET", "/kv/alias/k", NULL, NULL, 0, &resp), 200);
+        ck_assert_str_eq(resp.body, "old");
+        ekv_test_resp_free(&resp);
+    }
+    /* the registry goes on: names stay taken, generations keep growing, deletes work */
+    ck_assert_int_eq(apic_status(a->port, "POST", "/resources/stores/kv", NULL,
+                                 "{\"name\":\"legacy\"}"),
+                     409);
+    ck_assert_int_eq(apic_req(a->port, "PUT", path, NULL, "new", 3, &resp), 200);
+    ck_assert_str_eq(ekv_test_resp_header(&resp, "Generation"), "4");
+    ekv_test_resp_free(&resp);
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s", s1);
+    ck_assert_int_eq(apic_status(b->port, "DELETE", path, NULL, NULL), 409); /* not empty */
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s", s2);
+    ck_assert_int_eq(apic_status(b->port, "DELETE", path, NULL, NULL), 204);
+    snprintf(k, sizeof(k), "edgekv:g:{%s}", s2);
+    rcmd_expect(r, "0", "EXISTS %s", k, "");
+    rcmd_expect(r, "(nil)", "HGET edgekv:stores:{registry} other", "", "");
+    ck_assert_int_eq(apic_status(b->port, "DELETE", path, NULL, NULL), 404);
+    ekv_test_proc_free(a);
+    ekv_test_proc_free(b);
+    ekv_test_redis_stop(r);
+}
+END_TEST
+
+/* A store whose deletion stopped half way (its counter gone, its record still there): it takes
+ * no writes, and deleting it again finishes the job. Creation leaves no counter behind when the
+ * registry refuses it. */
+START_TEST(test_store_two_phases)
+{
+    struct ekv_test_redis *r = ekv_test_redis_start();
+    const char *args[] = {"--origin", r->origin, "--max-stores", "1", NULL};
+    struct ekv_test_proc *p = ekv_test_edgekv_startv(args);
+    char id[32], path[128], k[96], *v;
+
+    wait_ready(p->port);
+    apic_create_store(p->port, NULL, "half", id);
+    snprintf(k, sizeof(k), "edgekv:g:{%s}", id);
+    free(ekv_test_redis_cmd(r, "DEL %s", k)); /* as store_purge.lua leaves it */
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/k", id);
+    ck_assert_int_eq(apic_status(p->port, "PUT", path, NULL, "x"), 404);
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s", id);
+    ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 204);
+    v = ekv_test_redis_cmd(r, "HLEN edgekv:stores:{registry}");
+    ck_assert_str_eq(v, "0");
+    free(v);
+    /* refused by the registry (the limit): no counter is left */
+    apic_create_store(p->port, NULL, "one", id);
+    ck_assert_int_eq(apic_status(p->port, "POST", "/resources/stores/kv", NULL,
+                                 "{\"name\":\"two\"}"),
+                     400); /* the store limit */
+    v = ekv_test_redis_cmd(r, "KEYS edgekv:g:*");
+    snprintf(k, sizeof(k), "edgekv:g:{%s}", id);
+    ck_assert_str_eq(v, k);
+    free(v);
+    ekv_test_proc_free(p);
+    ekv_test_redis_stop(r);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- suite */
 
 static TCase *shared_tcase(const char *name, void (*start)(void))
@@ -1784,6 +1908,8 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_origin_unreachable);
     tcase_add_test(tc, test_origin_stalled);
     tcase_add_test(tc, test_origin_restart);
+    tcase_add_test(tc, test_layout_upgrade);
+    tcase_add_test(tc, test_store_two_phases);
     suite_add_tcase(s, tc);
     return s;
 }
