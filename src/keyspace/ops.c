@@ -381,13 +381,15 @@ static void on_counter(int status, const struct redisReply *r, void *arg)
 {
     struct ekv_keyspace_op *op = arg;
     struct ekv_ks_result res;
-    const struct create_args *ca = (const void *)(op->sid + op->sid_len);
-    const char *name = (const char *)(ca + 1);
+    struct create_args ca_copy; /* copied out: the op's tail holds it unaligned */
+    const struct create_args *ca = &ca_copy;
+    const char *name = op->sid + op->sid_len + sizeof(ca_copy);
     struct ekv_ks_key stores, rec;
     char max[NUM_MAX];
     const char *argv[6];
     size_t argvlen[6];
 
+    memcpy(&ca_copy, op->sid + op->sid_len, sizeof(ca_copy));
     if (ekv_ks_fault(status, r, false, &res) || r->type != REDIS_REPLY_STATUS) {
         if (!ekv_ks_fault(status, r, false, &res))
             res.outcome = r->type == REDIS_REPLY_NIL ? EKV_KS_ID_TAKEN : EKV_KS_ORIGIN_PROTOCOL;
