@@ -8,7 +8,7 @@
 struct ekv_conf;
 struct ekv_api;
 struct ekv_cache;
-struct ekv_inval;
+struct ekv_coherence;
 struct ekv_keyspace;
 struct ekv_mailbox;
 struct ekv_metrics;
@@ -21,7 +21,8 @@ struct ekv_api_deps {
     struct ekv_keyspace *keyspace; /* this worker's data at the origin (its Redis connection) */
     struct ekv_cache *cache;     /* the shared edge cache of items; NULL: no caching */
     struct ekv_cache *names;     /* the shared cache of /kv/{name} resolutions (with @cache) */
-    struct ekv_inval *inval;     /* the invalidation link (with @cache) */
+    struct ekv_coherence *coh;   /* which entries may be served: the invalidation links (with
+                                  * @cache) */
     struct ekv_mailbox *mailbox; /* this worker's: where coalesced readers are answered */
     struct ekv_metrics *metrics;
     unsigned worker;             /* this worker's index (its metrics) */

@@ -42,6 +42,7 @@ struct ekv_cache_item {
     uint64_t fetched_ms;       /* when it was read from the origin (for Age) */
     uint64_t expires_ms;       /* when the cache stops serving it: min(item TTL, cache-max-ttl) */
     uint64_t item_expires_ms;  /* the item's own expiry (0 = none): never served past it */
+    uint32_t tag;              /* the caller's, kept as is (the coherence epoch of its slot) */
 };
 
 /** A waiter joined to a fill; embedded in the caller's own structure. */
@@ -81,6 +82,7 @@ const char *ekv_cache_entry_key(const struct ekv_cache_entry *e, size_t *len);
 const void *ekv_cache_entry_value(const struct ekv_cache_entry *e, size_t *len);
 const char *ekv_cache_entry_meta(const struct ekv_cache_entry *e, size_t *len);
 uint64_t ekv_cache_entry_generation(const struct ekv_cache_entry *e);
+uint32_t ekv_cache_entry_tag(const struct ekv_cache_entry *e);
 int64_t ekv_cache_entry_last_modified_ms(const struct ekv_cache_entry *e);
 bool ekv_cache_entry_negative(const struct ekv_cache_entry *e);
 uint64_t ekv_cache_entry_expires_ms(const struct ekv_cache_entry *e);

@@ -138,6 +138,11 @@ void ekv_keyspace_cancel(struct ekv_keyspace_op *op);
  * @key_len + EKV_KS_CACHE_KEY_OVERHEAD bytes; not NUL-terminated). Returns its length. The hit
  * path calls it: no allocation.
  */
+/** The Redis Cluster slot of the items of store @sid (their hash tag is the store id). */
+unsigned ekv_keyspace_item_slot(const char *sid, size_t sid_len);
+/** The slot of the store registry and the resource links (their hash tag, {registry}). */
+unsigned ekv_keyspace_registry_slot(void);
+
 size_t ekv_keyspace_cache_key(char *out, const char *sid, size_t sid_len, const char *key,
                               size_t key_len);
 

@@ -45,6 +45,10 @@ void ekv_origin_tls_free(struct ekv_origin_tls *tls);
 /** Whether certificates are verified (origin-tls-verify). */
 bool ekv_origin_tls_verifies(const struct ekv_origin_tls *tls);
 
+/** The Redis Cluster slot of the @len bytes at @key (CRC16 of the key or of its hash tag),
+ * 0..16383: where a command on that key is routed. */
+unsigned ekv_origin_keyslot(const char *key, size_t len);
+
 /* ---- the master that Sentinels name (redis-sentinel://; src/origin/sentinel.c) */
 
 struct ekv_sentinel;

@@ -24,7 +24,7 @@
 #include "edgekv/conf.h"
 #include "edgekv/fill.h"
 #include "edgekv/http.h"
-#include "edgekv/inval.h"
+#include "edgekv/coherence.h"
 #include "edgekv/keyspace.h"
 #include "edgekv/metrics.h"
 #include "edgekv/text.h"
@@ -48,6 +48,8 @@ struct reader {
     bool bypass;               /* no-cache / consistency=strong */
     struct ekv_cache_fill *fill;
     uint64_t sent_ms;          /* when the origin read was sent: TTLs count from here */
+    unsigned slot;             /* the item's Redis Cluster slot */
+    uint32_t epoch;            /* its coherence epoch before the read was sent */
     size_t ckey_len;
     char ckey[CKEY_MAX]; /* allocated to its length: keep it last */
 };
@@ -144,10 +146,19 @@ static void cache_status_hit(struct ekv_cache_entry *e, uint64_t now, bool stale
 
 /* ---------------------------------------------------------------- trust and staleness */
 
-static bool cache_trusted(struct ekv_api *api, uint64_t now)
+/* Whether hits of @slot may be served: the invalidation link of the master that serves it is
+ * fresh (one link for a single Redis). */
+static bool cache_trusted(struct ekv_api *api, unsigned slot, uint64_t now)
 {
     return api->d.cache != NULL &&
-           ekv_inval_fresh(api->d.inval, now, api->conf->max_staleness_ms);
+           ekv_coherence_fresh(api->d.coh, slot, now, api->conf->max_staleness_ms);
+}
+
+/* Whether @e was read in the current epoch of its slot (always, for a single Redis): a slot
+ * whose master flushed, failed over or changed ends its entries without a walk of the cache. */
+static bool entry_current(struct ekv_api *api, const struct ekv_cache_entry *e, unsigned slot)
+{
+    return ekv_cache_entry_tag(e) == ekv_coherence_epoch(api->d.coh, slot);
 }
 
 /* While the origin is unreachable (since trouble_since), stale answers are allowed for
@@ -169,7 +180,7 @@ static bool stale_allowed(struct ekv_api *api, uint64_t now, bool failing_now)
 static struct ekv_cache_entry *negative_entry(const struct reader *rd, bool no_store)
 {
     const struct ekv_conf *conf = rd->api->conf;
-    struct ekv_cache_item it = {.fetched_ms = rd->sent_ms, .negative = true};
+    struct ekv_cache_item it = {.fetched_ms = rd->sent_ms, .negative = true, .tag = rd->epoch};
 
     it.meta = no_store ? "store" : "key";
     it.meta_len = strlen(it.meta);
@@ -182,7 +193,7 @@ static struct ekv_cache_entry *negative_entry(const struct reader *rd, bool no_s
 static struct ekv_cache_entry *entry_from_item(struct reader *rd, const struct ekv_ks_item *item)
 {
     const struct ekv_conf *conf = rd->api->conf;
-    struct ekv_cache_item it = {.fetched_ms = rd->sent_ms};
+    struct ekv_cache_item it = {.fetched_ms = rd->sent_ms, .tag = rd->epoch};
     uint64_t ttl = conf->cache_max_ttl_ms;
 
     it.value = item->value.p;
@@ -264,10 +275,11 @@ static void read_done(struct reader *rd, struct ekv_cache_entry *e, const struct
     if (rd->how == LEAD) {
         /* rule 1: nothing is stored while the cache is not trusted (the link dropped since
          * the fill began); the next subscription would flush it anyway */
-        stored = ekv_fill_finish(api->d.cache, rd->fill,
-                                 e != NULL && storable(api, e) && cache_trusted(api, now) ? e
-                                                                                          : NULL,
-                                 now, &joined, e == NULL ? &stale : NULL);
+        /* and not when the slot's epoch moved since the read was sent (rules 1, per node) */
+        bool keep = e != NULL && storable(api, e) && cache_trusted(api, rd->slot, now) &&
+                    entry_current(api, e, rd->slot);
+        stored = ekv_fill_finish(api->d.cache, rd->fill, keep ? e : NULL, now, &joined,
+                                 e == NULL ? &stale : NULL);
         if (stale != NULL && !stale_allowed(api, now, unreachable(res->outcome))) {
             ekv_cache_entry_release(stale);
             stale = NULL;
@@ -342,7 +354,7 @@ static bool wants_origin(struct ekv_http_req *req)
 /* A hit answered straight from the cache: true if @req was answered. The common case, so it
  * allocates nothing. */
 static bool try_hit(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
-                    const char *ckey, size_t ckey_len, uint64_t now)
+                    const char *ckey, size_t ckey_len, unsigned slot, uint64_t now)
 {
     struct ekv_cache_entry *e;
     struct ekv_cache_fill *fill;
@@ -351,6 +363,12 @@ static bool try_hit(struct ekv_api *api, struct ekv_http_req *req, const struct 
     if (ekv_cache_lookup(api->d.cache, ckey, ckey_len, now, EKV_CACHE_NO_FILL, &e, &fill, NULL) !=
         EKV_CACHE_HIT)
         return false;
+    if (!entry_current(api, e, slot)) {
+        /* read before its slot's epoch moved: gone, so that the miss below refills it */
+        ekv_cache_entry_release(e);
+        ekv_cache_invalidate(api->d.cache, ckey, ckey_len);
+        return false;
+    }
     ekv_metrics_lookup(api->mw, ekv_cache_entry_negative(e) ? EKV_ML_NEGATIVE_HIT : EKV_ML_HIT);
     cache_status_hit(e, now, false, cs, sizeof(cs));
     respond_entry(req, ir->inm, ir->inm_len, e, cs, now);
@@ -362,13 +380,14 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
                    const char *sid, size_t sid_len)
 {
     uint64_t now = ekv_clock_now_ms();
-    bool bypass = wants_origin(req), trusted = cache_trusted(api, now);
+    unsigned slot = ekv_keyspace_item_slot(sid, sid_len);
+    bool bypass = wants_origin(req), trusted = cache_trusted(api, slot, now);
     struct reader *rd;
     struct ekv_cache_entry *e;
     char ckey[CKEY_MAX], cs[96];
     size_t ckey_len = ekv_keyspace_cache_key(ckey, sid, sid_len, ir->key, ir->key_len);
 
-    if (trusted && !bypass && try_hit(api, req, ir, ckey, ckey_len, now))
+    if (trusted && !bypass && try_hit(api, req, ir, ckey, ckey_len, slot, now))
         return;
     rd = ekv_malloc(sizeof(*rd) - sizeof(rd->ckey) + ckey_len);
     memset(rd, 0, offsetof(struct reader, ckey));
@@ -379,6 +398,10 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
     rd->bypass = bypass;
     memcpy(rd->ckey, ckey, ckey_len);
     rd->ckey_len = ckey_len;
+    rd->slot = slot;
+    /* before the fill is installed and the read sent: a move of the epoch after this ends
+     * what the read brings back */
+    rd->epoch = api->d.cache != NULL ? ekv_coherence_epoch(api->d.coh, slot) : 0;
     rd->how = DIRECT;
     if (api->d.cache == NULL) {
         ekv_metrics_lookup(api->mw, EKV_ML_MISS);
@@ -398,6 +421,12 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
         switch (ekv_fill_begin(api->d.cache, ckey, ckey_len, now, !bypass, &rd->w, api->d.mailbox,
                                on_joined, &e, &rd->fill)) {
         case EKV_FILL_HIT: /* stored between the two lookups */
+            if (!entry_current(api, e, slot)) { /* of an older epoch: ask the origin */
+                ekv_cache_entry_release(e);
+                ekv_cache_invalidate(api->d.cache, ckey, ckey_len);
+                ekv_metrics_lookup(api->mw, EKV_ML_MISS);
+                break;
+            }
             ekv_metrics_lookup(api->mw,
                                ekv_cache_entry_negative(e) ? EKV_ML_NEGATIVE_HIT : EKV_ML_HIT);
             cache_status_hit(e, now, false, cs, sizeof(cs));
@@ -462,7 +491,7 @@ int ekv_names_lookup(struct ekv_api *api, const char *name, size_t len, char *si
     struct ekv_cache_entry *e;
 
     *fill = NULL;
-    if (!cache_trusted(api, now)) {
+    if (!cache_trusted(api, ekv_keyspace_registry_slot(), now)) {
         /* with Redis unreachable, a known name keeps resolving for stale-if-error (so the
          * item read behind it can be answered stale too) */
         if (api->d.names == NULL || ekv_keyspace_connected(api->ks) ||

@@ -14,7 +14,7 @@
 #include "edgekv/conf.h"
 #include "edgekv/clock.h"
 #include "edgekv/http.h"
-#include "edgekv/inval.h"
+#include "edgekv/coherence.h"
 #include "edgekv/keyspace.h"
 #include "edgekv/log.h"
 #include "edgekv/metrics.h"
@@ -72,8 +72,8 @@ static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
     bool origin = api->d.origins_up != NULL
                       ? api->d.origins_up(api->d.gauges_arg, why, sizeof(why))
                       : ekv_keyspace_connected(api->ks);
-    bool inval = api->d.inval == NULL ||
-                 ekv_inval_fresh(api->d.inval, ekv_clock_now_ms(), api->conf->max_staleness_ms);
+    bool inval = api->d.coh == NULL || ekv_coherence_all_fresh(api->d.coh, ekv_clock_now_ms(),
+                                                               api->conf->max_staleness_ms);
     const char *reason = api->draining                 ? "shutting down"
                          : !origin && why[0] != '\0' ? why /* "tls: ...", "connect failed: ..." */
                          : !origin                     ? "origin not connected"
@@ -81,7 +81,7 @@ static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
                                   : NULL;
     json_t *o = json_pack("{s:s, s:s, s:s}", "status", reason == NULL ? "ready" : "not ready",
                           "origin", origin ? "up" : "down", "invalidation",
-                          api->d.inval == NULL ? "disabled" : inval ? "up" : "down");
+                          api->d.coh == NULL ? "disabled" : inval ? "up" : "down");
 
     if (reason != NULL)
         json_object_set_new(o, "reason", json_string(reason));
@@ -97,9 +97,16 @@ static void h_readyz(struct ekv_api *api, struct ekv_http_req *req,
     }
     if (api->conf->origin.tls && !api->conf->origin_tls_verify)
         json_object_set_new(o, "origin_tls_verify", json_false());
-    if (api->d.inval != NULL && !inval) {
-        struct ekv_inval_stats st;
-        ekv_inval_stats(api->d.inval, &st);
+    if (api->conf->origin.kind == EKV_ORIGIN_CLUSTER && api->d.coh != NULL) {
+        struct ekv_coherence_stats cs;
+        ekv_coherence_stats(api->d.coh, &cs);
+        json_object_set_new(o, "nodes", json_pack("{s:i, s:i}", "up", (int)cs.links_live,
+                                                  "total", (int)cs.links));
+        json_object_set_new(o, "slots_served", json_integer(cs.slots_served));
+    }
+    if (api->d.coh != NULL && !inval) {
+        struct ekv_coherence_stats st;
+        ekv_coherence_stats(api->d.coh, &st);
         if (st.error[0] != '\0')
             json_object_set_new(o, "invalidation_error", json_string(st.error));
     }

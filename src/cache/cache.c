@@ -58,6 +58,7 @@ struct ekv_cache_entry {
     uint64_t expiry;     /* expires_ms (low EXP_BITS) | cache TTL in seconds at the fill << EXP_BITS */
     uint32_t item_delta; /* item expiry - expires_ms in ms; UINT32_MAX: none, or too far to matter */
     uint32_t shape;      /* key length | metadata length << 12 | NEGATIVE_BIT */
+    uint32_t tag;        /* the caller's (the coherence epoch of the entry's slot) */
     char data[];         /* key, metadata, value */
 };
 
@@ -166,6 +167,7 @@ struct ekv_cache_entry *ekv_cache_entry_new(const char *key, size_t keylen,
     e->state = 0;
     e->lm_secs = item->last_modified_ms > 0 ? (uint32_t)(item->last_modified_ms / 1000) : 0;
     e->generation = item->generation;
+    e->tag = item->tag;
     {
         uint64_t ttl_s = item->expires_ms > item->fetched_ms
                              ? (item->expires_ms - item->fetched_ms + 999) / 1000
@@ -220,6 +222,11 @@ const char *ekv_cache_entry_meta(const struct ekv_cache_entry *e, size_t *len)
 uint64_t ekv_cache_entry_generation(const struct ekv_cache_entry *e)
 {
     return e->generation;
+}
+
+uint32_t ekv_cache_entry_tag(const struct ekv_cache_entry *e)
+{
+    return e->tag;
 }
 
 int64_t ekv_cache_entry_last_modified_ms(const struct ekv_cache_entry *e)

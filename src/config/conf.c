@@ -241,11 +241,6 @@ int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
             return EKV_EINVAL;
         }
     }
-    if (conf->origin.kind == EKV_ORIGIN_CLUSTER) {
-        ekv_conf_errf(err, errlen, "origin: redis-cluster:// origins are not supported by this "
-                                   "version yet (use redis://, or redis-sentinel:// for failover)");
-        return EKV_EINVAL;
-    }
     if (conf->sentinel_user != NULL && conf->sentinel_password == NULL) {
         ekv_conf_errf(err, errlen, "sentinel-user needs sentinel-password");
         return EKV_EINVAL;

@@ -31,7 +31,10 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
              "  redis-sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/db]\n"
              "      the master that these Sentinels name (port 26379 by default); the\n"
              "      user and password are the data nodes' (see sentinel-password)\n"
-             "  rediss://..., rediss-sentinel://...   the same over TLS (see origin-tls-*)\n"
+             "  redis-cluster://[[user]:password@]host:port[,host:port...]\n"
+             "      a Redis Cluster (7.0 or later), from these seed nodes\n"
+             "  rediss://..., rediss-sentinel://..., rediss-cluster://...   the same over TLS\n"
+             "      (see origin-tls-*)\n"
              "Percent-encode special characters of the password, and double-quote the URL\n"
              "if it contains '#'. The password is never logged. edgekv -t does not connect."},
     {.name = "namespace", .type = T_STRING, .flags = D_REQUIRED, .offset = F(ns),

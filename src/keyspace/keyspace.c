@@ -77,6 +77,16 @@ void ekv_ks_key_clear(struct ekv_ks_key *k)
     k->p = NULL;
 }
 
+unsigned ekv_keyspace_item_slot(const char *sid, size_t sid_len)
+{
+    return ekv_origin_keyslot(sid, sid_len);
+}
+
+unsigned ekv_keyspace_registry_slot(void)
+{
+    return ekv_origin_keyslot("registry", 8);
+}
+
 size_t ekv_keyspace_cache_key(char *out, const char *sid, size_t sid_len, const char *key,
                               size_t key_len)
 {

@@ -16,9 +16,6 @@ struct ssl_st;
 /** Redis Cluster's slots. */
 #define EKV_ORIGIN_SLOTS 16384u
 
-/** The Redis Cluster slot of the @len bytes at @key (CRC16 of the key or of its hash tag),
- * 0..EKV_ORIGIN_SLOTS-1: where a command on that key is routed. */
-unsigned ekv_origin_keyslot(const char *key, size_t len);
 
 /* ---- Redis Cluster (cluster.c): the slot map and redirections, decoded */
 

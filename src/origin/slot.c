@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "edgekv/origin.h"
+
 #include "origin_int.h"
 
 static const uint16_t crc16_table[256] = {

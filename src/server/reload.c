@@ -125,7 +125,7 @@ static void reload_warnings(struct ekv_server *srv, const struct ekv_conf *old,
                 "bytes, sized at start-up): larger values are not cached until a restart",
                 (unsigned long long)next->cache_max_item_bytes,
                 (unsigned long long)srv->shard_bytes);
-    if (srv->inval != NULL && next->max_staleness_ms < 2 * srv->heartbeat_ms)
+    if (srv->coh != NULL && next->max_staleness_ms < 2 * srv->heartbeat_ms)
         ekv_log(EKV_LOG_WARN,
                 "max-staleness %llu ms is close to the invalidation heartbeat interval (%llu ms, "
                 "set from max-staleness at start-up): many reads will bypass the cache until "

@@ -36,6 +36,7 @@
 #include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
+#include "edgekv/coherence.h"
 #include "edgekv/inval.h"
 #include "edgekv/keyspace.h"
 #include "edgekv/log.h"
@@ -161,6 +162,18 @@ static int resolve_origin(struct ekv_server *srv, char *err, size_t errlen)
         }
         return EKV_OK;
     }
+    if (o->kind == EKV_ORIGIN_CLUSTER) {
+        for (size_t i = 0; i < o->nnodes; i++) {
+            struct ekv_conf_origin *a = &srv->seed_addrs[i];
+            srv->nseeds++;
+            a->port = o->nodes[i].port;
+            a->user = o->user != NULL ? ekv_strdup(o->user) : NULL;
+            a->password = o->password != NULL ? ekv_strdup(o->password) : NULL;
+            if (resolve_host(o->nodes[i].host, &a->host, err, errlen) != EKV_OK)
+                return EKV_ERROR;
+        }
+        return EKV_OK;
+    }
     if (o->unix_path != NULL) {
         srv->origin_addr.unix_path = ekv_strdup(o->unix_path);
         return EKV_OK;
@@ -216,7 +229,8 @@ int ekv_server_check(const struct ekv_conf *conf, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- edge cache and coherence */
 
-/* Invalidation link hooks (main thread): a Redis key changed, or everything may have. */
+/* Coherence hooks (main thread): a Redis key changed, everything may have, or some slots' entries
+ * ended (a cluster: their epochs moved; what is cached without a slot goes too). */
 static void on_inval_key(const char *key, size_t len, void *arg)
 {
     struct ekv_server *srv = arg;
@@ -238,6 +252,13 @@ static void on_inval_flush(void *arg)
     ekv_cache_flush(srv->names);
 }
 
+static void on_inval_slots(void *arg)
+{
+    struct ekv_server *srv = arg;
+
+    ekv_cache_flush(srv->names);
+}
+
 /* The shared caches and the invalidation link, unless cache-max-bytes is 0. */
 static void cache_init(struct ekv_server *srv)
 {
@@ -248,17 +269,23 @@ static void cache_init(struct ekv_server *srv)
                                      .seed = ekv_rng_entropy64()};
     struct ekv_cache_limits names = {.max_bytes = names_bytes, .nshards = 4,
                                      .seed = ekv_rng_entropy64()};
-    struct ekv_inval_opts io = {
-        .addr = &srv->origin_addr,
-        .sentinel = srv->sentinel,
-        .tls = srv->origin_tls,
-        .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
-        .stall_ms = conf->max_staleness_ms,
-        .timeout_ms = conf->origin_timeout_ms,
+    struct ekv_coherence_opts co = {
+        .inval = {
+            .addr = &srv->origin_addr,
+            .sentinel = srv->sentinel,
+            .tls = srv->origin_tls,
+            .heartbeat_ms = EKV_MAX(conf->max_staleness_ms / 4, 50),
+            .stall_ms = conf->max_staleness_ms,
+            .timeout_ms = conf->origin_timeout_ms,
+        },
+        .seeds = srv->seed_addrs,
+        .nseeds = srv->nseeds,
     };
-    struct ekv_inval_hooks hooks = {.on_key = on_inval_key, .on_flush = on_inval_flush, .arg = srv};
+    struct ekv_inval_opts *io = &co.inval;
+    struct ekv_coherence_hooks hooks = {.on_key = on_inval_key, .on_flush = on_inval_flush,
+                                        .on_slots = on_inval_slots, .arg = srv};
 
-    srv->heartbeat_ms = io.heartbeat_ms;
+    srv->heartbeat_ms = io->heartbeat_ms;
     if (conf->cache_max_bytes == 0) {
         ekv_log(EKV_LOG_INFO, "cache-max-bytes is 0: no edge cache, every read goes to Redis");
         return;
@@ -274,9 +301,9 @@ static void cache_init(struct ekv_server *srv)
                 (unsigned long long)srv->shard_bytes, (unsigned long long)conf->cache_max_bytes);
     srv->names = ekv_cache_new(&names);
     srv->layout = ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns});
-    io.prefixes = ekv_keyspace_tracking_prefixes(srv->layout, &io.nprefixes);
-    io.heartbeat_channel = ekv_keyspace_heartbeat_channel(srv->layout);
-    srv->inval = ekv_inval_new(srv->base, &io, &hooks);
+    io->prefixes = ekv_keyspace_tracking_prefixes(srv->layout, &io->nprefixes);
+    io->heartbeat_channel = ekv_keyspace_heartbeat_channel(srv->layout);
+    srv->coh = ekv_coherence_new(srv->base, &co, &hooks);
 }
 
 struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errlen)
@@ -402,7 +429,7 @@ void ekv_server_free(struct ekv_server *srv)
         return;
     /* the invalidation link first (its hooks use the caches); then answer the readers still
      * queued in mailboxes (their workers have stopped), then take the workers apart */
-    ekv_inval_free(srv->inval);
+    ekv_coherence_free(srv->coh);
     for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
         ekv_origin_free(srv->workers[i].origin); /* if the worker never ran */
         srv->workers[i].origin = NULL;
@@ -420,6 +447,8 @@ void ekv_server_free(struct ekv_server *srv)
         ekv_conf_origin_clear(&srv->sentinel_addrs[i]);
         ekv_free(srv->sentinel_names[i]);
     }
+    for (size_t i = 0; i < srv->nseeds; i++)
+        ekv_conf_origin_clear(&srv->seed_addrs[i]);
     ekv_origin_tls_free(srv->origin_tls); /* every connection that used it is gone */
     ekv_cache_free(srv->cache);
     ekv_cache_free(srv->names);

@@ -184,6 +184,9 @@ struct ekv_server {
     /* redis-sentinel://: the Sentinels (hosts resolved, their credentials), the names they
      * were given (verified over TLS), and the master they name, which every link follows */
     struct ekv_conf_origin sentinel_addrs[EKV_CONF_MAX_NODES];
+    /* redis-cluster://: the seed nodes (hosts resolved, the URL's credentials) */
+    struct ekv_conf_origin seed_addrs[EKV_CONF_MAX_NODES];
+    size_t nseeds;
     char *sentinel_names[EKV_CONF_MAX_NODES];
     size_t nsentinels;
     struct ekv_sentinel *sentinel; /* on the main thread's loop */
@@ -200,7 +203,8 @@ struct ekv_server {
     unsigned stop_signals;
     struct ekv_cache *cache;   /* items; NULL with cache-max-bytes 0 */
     struct ekv_cache *names;   /* /kv/{name} resolutions */
-    struct ekv_inval *inval;   /* on the main thread's loop; NULL without a cache */
+    struct ekv_coherence *coh; /* the invalidation links, on the main thread's loop; NULL
+                                  without a cache */
     struct ekv_origin_tls *origin_tls; /* rediss://: shared by every origin connection */
     struct ekv_keyspace *layout; /* the key layout, for the invalidation link (which borrows its
                                     prefixes and heartbeat channel); NULL without a cache */

@@ -28,6 +28,7 @@
 #include "edgekv/clock.h"
 #include "edgekv/conf.h"
 #include "edgekv/http.h"
+#include "edgekv/coherence.h"
 #include "edgekv/inval.h"
 #include "edgekv/keyspace.h"
 #include "edgekv/log.h"
@@ -380,18 +381,18 @@ static void gauges(void *arg, struct ekv_metrics_gauges *g)
         g->sentinels_up = ss.sentinels_up;
         g->sentinels_total = ss.sentinels_total;
     }
-    if (srv->inval != NULL) {
-        struct ekv_inval_stats is;
+    if (srv->coh != NULL) {
+        struct ekv_coherence_stats cs;
         uint64_t now = ekv_clock_now_ms();
-        ekv_inval_stats(srv->inval, &is);
+        ekv_coherence_stats(srv->coh, &cs);
         g->inval_enabled = true;
-        g->inval_live = is.live;
-        g->inval_fence_age_seconds = is.fence_ms != 0 && now > is.fence_ms
-                                         ? (double)(now - is.fence_ms) / 1000.0
+        g->inval_live = cs.links_live == cs.links && cs.links > 0;
+        g->inval_fence_age_seconds = cs.oldest_fence_ms != 0 && now > cs.oldest_fence_ms
+                                         ? (double)(now - cs.oldest_fence_ms) / 1000.0
                                          : 0;
-        g->inval_keys = is.keys;
-        g->inval_flushes = is.flushes;
-        g->inval_losses = is.losses;
+        g->inval_keys = cs.keys;
+        g->inval_flushes = cs.flushes;
+        g->inval_losses = cs.losses;
     }
 }
 
@@ -412,6 +413,8 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     struct ekv_origin_opts oopts = {
         .addr = &srv->origin_addr,
         .sentinel = srv->sentinel,
+        .seeds = srv->seed_addrs,
+        .nseeds = srv->nseeds,
         .tls = srv->origin_tls,
         .timeout_ms = conf->origin_timeout_ms,
     };
@@ -446,7 +449,7 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
             .keyspace = w->keyspace,
             .cache = srv->cache,
             .names = srv->names,
-            .inval = srv->inval,
+            .coh = srv->coh,
             .mailbox = w->mailbox,
             .metrics = srv->metrics,
             .worker = id,

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "edgekv/origin.h"
+
 #include "origin_int.h"
 #include "testutil.h"
 

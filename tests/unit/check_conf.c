@@ -905,10 +905,14 @@ START_TEST(test_origin_sentinel)
               "redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m");
     args_fail("sentinel-user needs sentinel-password", "--origin", "redis-sentinel://h/m",
               "--sentinel-user", "u");
-    /* a cluster URL parses, and is refused until this version routes by slot */
-    args_fail("origin: redis-cluster:// origins are not supported by this version yet (use "
-              "redis://, or redis-sentinel:// for failover)",
-              "--origin", "redis-cluster://h1:7000,h2:7001");
+    /* a cluster: its seed nodes (port 6379 by default), database 0 */
+    args_ok("--origin", "rediss-cluster://:pw@10.0.0.1:7000,10.0.0.2");
+    ck_assert_int_eq(conf->origin.kind, EKV_ORIGIN_CLUSTER);
+    ck_assert(conf->origin.tls);
+    ck_assert_uint_eq(conf->origin.nnodes, 2);
+    ck_assert_uint_eq(conf->origin.nodes[0].port, 7000);
+    ck_assert_uint_eq(conf->origin.nodes[1].port, 6379);
+    ck_assert_str_eq(conf->origin.password, "pw");
     args_fail("--origin: a Redis Cluster has database 0 only", "--origin", "redis-cluster://h/2");
 }
 END_TEST
