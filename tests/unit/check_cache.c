@@ -97,8 +97,8 @@ START_TEST(test_entry_accessors)
     ck_assert(!ekv_cache_entry_negative(e));
     ck_assert_uint_eq(ekv_cache_entry_age_s(e, 1500), 1); /* fetched at 0, TTL 1 s */
     ck_assert_uint_eq(ekv_cache_entry_age_s(e, 900), 0);
-    /* 40-byte header + 11 bytes of data: one 64-byte malloc chunk */
-    ck_assert_uint_le(ekv_cache_entry_cost(e), 72);
+    /* 44-byte header (the slot-epoch tag included) + 11 bytes of data: one 80-byte chunk */
+    ck_assert_uint_le(ekv_cache_entry_cost(e), 80);
     ekv_cache_entry_release(e);
     e = make("k", "", 1, 1000, 0);
     ck_assert_uint_eq(ekv_cache_entry_item_expires_ms(e), 0); /* no item TTL */
