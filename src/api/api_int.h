@@ -224,6 +224,16 @@ EKV_NODISCARD int ekv_batch_parse_line(const char *line, size_t len, uint64_t va
                                        struct ekv_batch_item *item, char **key, char *why,
                                        size_t whylen);
 void ekv_batch_item_clear(struct ekv_batch_item *item);
+/**
+ * The next line of a batch body: from *@p up to @end or its newline, without that newline nor
+ * the spaces, tabs and CR around it, as *@line (a view) and *@len (0: a blank line); *@p moves
+ * past the newline. False once *@p reaches @end.
+ */
+bool ekv_batch_next_line(const char **p, const char *end, const char **line, size_t *len);
+/** The errors[] entry of line @index ({key, index, code, reason}); a @key or @reason that is not
+ * UTF-8 (a line quoted by a JSON error) gives key "" and reason "invalid line". Never NULL. */
+struct json_t *ekv_batch_error(const char *key, size_t index, const char *code,
+                               const char *reason);
 
 /* ---------------------------------------------------------------- common.c */
 

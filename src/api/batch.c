@@ -128,16 +128,41 @@ struct batch {
     bool done;
 };
 
-static void add_error(struct batch *b, const char *key, size_t index, const char *code,
-                      const char *reason)
+bool ekv_batch_next_line(const char **p, const char *end, const char **line, size_t *len)
+{
+    const char *nl, *stop, *s = *p;
+
+    if (s >= end)
+        return false;
+    nl = memchr(s, '\n', (size_t)(end - s));
+    stop = nl != NULL ? nl : end;
+    *p = nl != NULL ? nl + 1 : end;
+    while (stop > s && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
+        stop--;
+    while (s < stop && (*s == ' ' || *s == '\t'))
+        s++;
+    *line = s;
+    *len = (size_t)(stop - s);
+    return true;
+}
+
+struct json_t *ekv_batch_error(const char *key, size_t index, const char *code, const char *reason)
 {
     json_t *e = json_pack("{s:s, s:I, s:s, s:s}", "key", key != NULL ? key : "", "index",
                           (json_int_t)index, "code", code, "reason", reason);
 
-    if (e == NULL) /* a reason quoting bytes that are not UTF-8 */
+    if (e == NULL) /* a key or a reason quoting bytes that are not UTF-8 */
         e = json_pack("{s:s, s:I, s:s, s:s}", "key", "", "index", (json_int_t)index, "code", code,
                       "reason", "invalid line");
-    json_array_append_new(b->errors, e);
+    if (e == NULL)
+        EKV_FATAL("out of memory building a batch error");
+    return e;
+}
+
+static void add_error(struct batch *b, const char *key, size_t index, const char *code,
+                      const char *reason)
+{
+    json_array_append_new(b->errors, ekv_batch_error(key, index, code, reason));
 }
 
 static void finish(struct batch *b)
@@ -257,22 +282,19 @@ static void send_put(struct batch *b, struct ekv_batch_item *it, size_t index)
  * synchronous). */
 static void pump(struct batch *b)
 {
-    while (b->p < b->end && b->inflight < WINDOW && b->unreachable == EKV_KS_OK) {
-        const char *nl = memchr(b->p, '\n', (size_t)(b->end - b->p));
-        const char *stop = nl != NULL ? nl : b->end, *s = b->p;
+    const char *s;
+    size_t len;
+
+    while (b->inflight < WINDOW && b->unreachable == EKV_KS_OK &&
+           ekv_batch_next_line(&b->p, b->end, &s, &len)) {
         size_t index = b->line++;
         struct ekv_batch_item it;
         char why[256], *key;
 
-        b->p = nl != NULL ? nl + 1 : b->end;
-        while (stop > s && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t'))
-            stop--;
-        while (s < stop && (*s == ' ' || *s == '\t'))
-            s++;
-        if (s == stop) /* blank line (e.g. after the last newline): nothing to apply */
+        if (len == 0) /* blank line (e.g. after the last newline): nothing to apply */
             continue;
-        if (ekv_batch_parse_line(s, (size_t)(stop - s), b->api->conf->value_max_bytes, &it, &key,
-                                 why, sizeof(why)) != EKV_OK) {
+        if (ekv_batch_parse_line(s, len, b->api->conf->value_max_bytes, &it, &key, why,
+                                 sizeof(why)) != EKV_OK) {
             add_error(b, key, index, "400", why);
             ekv_free(key);
             continue;
