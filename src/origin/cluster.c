@@ -45,6 +45,16 @@ void ekv_slotmap_init(struct ekv_slotmap *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* A host as a reply may name one: printable ASCII without spaces. A NUL in it would cut the
+ * copy short and leave another host (or none) to connect to. */
+static bool host_chars(const char *host, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)host[i] <= ' ' || (unsigned char)host[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 /* The node at @host:@port (@hostlen bytes; empty or "?": @from), added if new: its index + 1,
  * or 0 when the map is full or the address does not fit. */
 static unsigned node_index(struct ekv_slotmap *m, const char *host, size_t hostlen,
@@ -56,8 +66,8 @@ static unsigned node_index(struct ekv_slotmap *m, const char *host, size_t hostl
         host = from;
         hostlen = strlen(from);
     }
-    if (hostlen >= sizeof(m->nodes[0].host) || port <= 0 || port > 65535 ||
-        idlen >= sizeof(m->nodes[0].id))
+    if (hostlen >= sizeof(m->nodes[0].host) || !host_chars(host, hostlen) || port <= 0 ||
+        port > 65535 || idlen >= sizeof(m->nodes[0].id) || memchr(id, '\0', idlen) != NULL)
         return 0;
     for (unsigned i = 0; i < m->nnodes; i++) {
         n = &m->nodes[i];
@@ -222,7 +232,7 @@ static int parse_target(const char *p, const char *end, const char *from, struct
         p = from;
         hostlen = strlen(from);
     }
-    if (hostlen >= sizeof(rd->host))
+    if (hostlen >= sizeof(rd->host) || !host_chars(p, hostlen))
         return EKV_EPROTO;
     memcpy(rd->host, p, hostlen);
     rd->host[hostlen] = '\0';

@@ -322,6 +322,39 @@ START_TEST(test_redirects)
 }
 END_TEST
 
+/* A host that no reply from Redis can hold (a NUL, a space, a control byte): refused, never cut
+ * short at the NUL into another host or none. Regression: fuzz_cluster's first finding,
+ * "-ASK 12182 \0\0\0\x0e.0.1:31001" gave host "" (tests/fuzz/corpus/cluster/crash-ask-nul). */
+START_TEST(test_bad_hosts)
+{
+    static struct ekv_slotmap m;
+    static const char ask[] = "ASK 12182 \0\0\0\x0e.0.1:31001";
+    static const char moved[] = "MOVED 1 10.0.0.1\0evil:6379";
+    static const char *const spaced[] = {"MOVED 1 a b:1", "ASK 1 a\tb:1", "MOVED 1 h\x7f:1",
+                                         "MOVED 1 \xc3\xa9:1"};
+    static const char slots[] = "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$5\r\nh\0ost\r\n:7001\r\n";
+    static const char shards[] =
+        "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:9\r\n$5\r\nnodes\r\n*1\r\n"
+        "*8\r\n$2\r\nid\r\n$1\r\na\r\n$4\r\nport\r\n:7001\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+        "$8\r\nendpoint\r\n$3\r\n\0\0\0\r\n";
+    struct ekv_redirect rd;
+    redisReply *r;
+    char why[128];
+
+    ck_assert_int_eq(ekv_redirect_parse(ask, sizeof(ask) - 1, "h", &rd), EKV_EPROTO);
+    ck_assert_int_eq(ekv_redirect_parse(moved, sizeof(moved) - 1, "h", &rd), EKV_EPROTO);
+    for (size_t i = 0; i < sizeof(spaced) / sizeof(spaced[0]); i++)
+        ck_assert_msg(ekv_redirect_parse(spaced[i], strlen(spaced[i]), "h", &rd) == EKV_EPROTO,
+                      "\"%s\" accepted", spaced[i]);
+    r = reply_of(slots, sizeof(slots) - 1);
+    ck_assert_int_eq(ekv_slotmap_from_slots(&m, r, "h", why, sizeof(why)), EKV_EPROTO);
+    freeReplyObject(r);
+    r = reply_of(shards, sizeof(shards) - 1);
+    ck_assert_int_eq(ekv_slotmap_from_shards(&m, r, "h", why, sizeof(why)), EKV_EPROTO);
+    freeReplyObject(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -336,6 +369,7 @@ int main(void)
     tcase_add_test(tc, test_slotmap_endpoints);
     tcase_add_test(tc, test_slotmap_malformed);
     tcase_add_test(tc, test_redirects);
+    tcase_add_test(tc, test_bad_hosts);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }
