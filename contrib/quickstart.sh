@@ -12,8 +12,9 @@ cd "$top"
 # What the build, the tests and the quick start need (all Debian 12 packages).
 PACKAGES=(build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
           libjansson-dev libssl-dev openssl check node-llhttp redis-server redis-tools curl
-          prometheus valgrind groff-base)  # prometheus: promtool, which checks /metrics in
-                                          # make check; groff-base: the manual's test
+          prometheus valgrind groff-base jq)  # prometheus: promtool, which checks /metrics in
+                                          # make check; groff-base: the manual's test; jq: the
+                                          # dashboard's
 QS_REDIS_PORT=${EDGEKV_QS_REDIS_PORT:-6390}   # not 6379: Debian's own redis may be there
 JOBS=${JOBS:-$(nproc)}
 
