@@ -74,7 +74,4 @@ struct ekv_coherence_stats {
 /** A snapshot. Any thread. */
 void ekv_coherence_stats(const struct ekv_coherence *c, struct ekv_coherence_stats *st);
 
-/** The single link of a standalone origin (for its stats), or NULL for a cluster. */
-struct ekv_inval *ekv_coherence_single(const struct ekv_coherence *c);
-
 #endif /* EDGEKV_COHERENCE_H */

@@ -241,8 +241,3 @@ void ekv_coherence_stats(const struct ekv_coherence *c, struct ekv_coherence_sta
         st->slots_served += atomic_load_explicit(&c->owner[s], memory_order_relaxed) != NONE;
     st->slot_moves = atomic_load(&c->slot_moves);
 }
-
-struct ekv_inval *ekv_coherence_single(const struct ekv_coherence *c)
-{
-    return c->single;
-}

@@ -201,7 +201,7 @@ static void free_reply(void *obj)
 static redisReplyObjectFunctions reply_fns = {new_string, new_array, new_integer, new_nil,
                                               free_reply};
 
-static redisReader *reader_new(void)
+struct redisReader *ekv_origin_reader_new(void)
 {
     return redisReaderCreateWithFunctions(&reply_fns);
 }
@@ -211,7 +211,7 @@ void ekv_origin_reply_free(struct redisReply *r)
     free_reply(r);
 }
 #else
-static redisReader *reader_new(void)
+struct redisReader *ekv_origin_reader_new(void)
 {
     return redisReaderCreate();
 }
@@ -519,7 +519,7 @@ static void connect_now(struct ekv_origin_link *l)
         went_down(l, why2);
         return;
     }
-    l->reader = reader_new();
+    l->reader = ekv_origin_reader_new();
     if (l->reader == NULL)
         EKV_FATAL("%s: out of memory", l->label);
     bufferevent_setcb(l->bev, on_read, NULL, on_event, l);
@@ -803,11 +803,6 @@ void ekv_origin_link_retarget(struct ekv_origin_link *l, const struct ekv_conf_o
     }
     evtimer_del(l->retry_ev);
     schedule_retry(l);
-}
-
-void ekv_origin_link_set_addr(struct ekv_origin_link *l, const struct ekv_conf_origin *addr)
-{
-    l->addr = addr;
 }
 
 void ekv_origin_link_kick(struct ekv_origin_link *l)

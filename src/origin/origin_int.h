@@ -101,6 +101,12 @@ void ekv_origin_link_commit(struct ekv_origin_link *l, char *start, char *end);
  * on the loop's next turn. A write error resets the link from the next loop turn. */
 void ekv_origin_link_flush(struct ekv_origin_link *l);
 
+struct redisReader;
+/** A hiredis reply reader that builds the link's own reply objects (one allocation each, the
+ * shared "+OK" and nil, arrays of at most 2^20 elements); free its replies with
+ * ekv_origin_reply_free(). NULL when out of memory. (The fuzz targets read RESP with it.) */
+struct redisReader *ekv_origin_reader_new(void);
+
 /** A link like ekv_origin_link_new()'s that does not connect until it is retargeted. */
 struct ekv_origin_link *ekv_origin_link_new_idle(struct event_base *base,
                                                  const struct ekv_conf_origin *addr,
@@ -111,8 +117,6 @@ struct ekv_origin_link *ekv_origin_link_new_idle(struct event_base *base,
  * the new one is tried soon, without the backoff earned against the old one. */
 void ekv_origin_link_retarget(struct ekv_origin_link *l, const struct ekv_conf_origin *addr,
                               const char *why);
-/** The next connection goes to @addr (borrowed); the current one, if any, stays. */
-void ekv_origin_link_set_addr(struct ekv_origin_link *l, const struct ekv_conf_origin *addr);
 /** A followed master changed: the link's loop re-checks it soon. Any thread. */
 void ekv_origin_link_kick(struct ekv_origin_link *l);
 /** The links that follow @s (kicked on every change of its epoch). */

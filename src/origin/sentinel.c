@@ -41,7 +41,6 @@
 struct sub {
     struct ekv_sentinel *s;
     struct ekv_origin_link *link;
-    size_t i; /* which Sentinel */
 };
 
 struct ekv_sentinel {
@@ -266,8 +265,7 @@ static void on_query_open(struct ekv_origin_link *link, void *arg)
     send_query(s);
 }
 
-/* @r is [ip, port]: sets *@port and points *@host at the ip (NUL-terminated by the reader).
- * Also parses a +switch-master payload's "ip port" pair. */
+/* A port number (1..65535) of @len bytes at @p, into *@port. */
 static bool parse_port(const char *p, size_t len, uint16_t *port)
 {
     uint64_t n;
@@ -463,7 +461,6 @@ struct ekv_sentinel *ekv_sentinel_new(struct event_base *base, const struct ekv_
         struct ekv_origin_link_hooks sh = {.on_open = on_sub_open, .on_reply = on_sub_reply,
                                            .on_close = on_sub_close, .arg = &s->subs[i]};
         s->subs[i].s = s;
-        s->subs[i].i = i;
         snprintf(label, sizeof(label), "sentinel %s:%u", opts->sentinels[i].host,
                  (unsigned)opts->sentinels[i].port);
         s->subs[i].link = ekv_origin_link_new(base, &opts->sentinels[i], NULL, opts->tls,

@@ -183,6 +183,11 @@ struct ekv_test_redis *ekv_test_redis_start_tcp(void);
  */
 char *ekv_test_redis_cmd(struct ekv_test_redis *r, const char *fmt, ...);
 
+struct redisReply;
+/** @reply rendered as ekv_test_redis_cmd() renders replies (malloc'd; caller frees). Never
+ * fails the test. */
+char *ekv_test_reply_render(const struct redisReply *reply);
+
 /** Whether a Redis answers PING on the unix socket @sock (a -LOADING answer is a no). */
 bool ekv_test_redis_ping(const char *sock);
 

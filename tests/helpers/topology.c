@@ -123,69 +123,6 @@ unsigned short ekv_test_free_port_pair(void)
 
 /* ---------------------------------------------------------------- commands */
 
-/* A growing NUL-terminated string. */
-struct strbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void strbuf_add(struct strbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        while (b->len + n + 1 > b->cap)
-            b->cap = b->cap != 0 ? b->cap * 2 : 64;
-        b->s = realloc(b->s, b->cap);
-        if (b->s == NULL)
-            abort(); /* no Check assertion: ekv_test_cmd_port() never fails the test */
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-/* The rendering of ekv_test_redis_cmd() (proc.c). */
-static void render(struct strbuf *b, const redisReply *r)
-{
-    char num[32];
-
-    switch (r->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-        strbuf_add(b, r->str, r->len);
-        break;
-    case REDIS_REPLY_ERROR:
-        strbuf_add(b, "(error) ", 8);
-        strbuf_add(b, r->str, r->len);
-        break;
-    case REDIS_REPLY_INTEGER:
-        snprintf(num, sizeof(num), "%lld", r->integer);
-        strbuf_add(b, num, strlen(num));
-        break;
-    case REDIS_REPLY_NIL:
-        strbuf_add(b, "(nil)", 5);
-        break;
-    case REDIS_REPLY_ARRAY:
-        for (size_t i = 0; i < r->elements; i++) {
-            if (i > 0)
-                strbuf_add(b, "\n", 1);
-            render(b, r->element[i]);
-        }
-        break;
-    default:
-        strbuf_add(b, "(unknown reply)", 15);
-        break;
-    }
-}
-
-static char *render_new(const redisReply *r)
-{
-    struct strbuf b = {0};
-
-    strbuf_add(&b, "", 0);
-    render(&b, r);
-    return b.s;
-}
-
 /* Connects to 127.0.0.1:@port and authenticates. NULL if the server cannot be reached or
  * refuses AUTH (then *@auth_err is its error reply, which the caller frees). */
 static redisContext *open_port(unsigned short port, const char *password, redisReply **auth_err)
@@ -246,7 +183,7 @@ char *ekv_test_cmd_port(unsigned short port, const char *password, const char *f
     va_end(ap);
     if (r == NULL)
         return NULL;
-    s = render_new(r);
+    s = ekv_test_reply_render(r);
     freeReplyObject(r);
     return s;
 }
@@ -261,7 +198,7 @@ char *ekv_test_cmd_port_or_fail(unsigned short port, const char *password, const
     r = vcommand(port, password, fmt, ap);
     va_end(ap);
     ck_assert_msg(r != NULL, "cannot send \"%s\" to 127.0.0.1:%u", fmt, port);
-    s = render_new(r);
+    s = ekv_test_reply_render(r);
     freeReplyObject(r);
     return s;
 }
@@ -287,7 +224,7 @@ static void expect_ok(unsigned short port, const char *password, const char *wha
         freeReplyObject(r);
         return;
     }
-    s = r != NULL ? render_new(r) : NULL;
+    s = r != NULL ? ekv_test_reply_render(r) : NULL;
     if (r != NULL)
         freeReplyObject(r);
     ck_abort_msg("%s on 127.0.0.1:%u: %s", what, port, s != NULL ? s : "(unreachable)");
@@ -1591,7 +1528,7 @@ void ekv_test_cluster_move_slot(struct ekv_test_cluster *c, int slot, unsigned s
             freeReplyObject(r);
             continue;
         }
-        s = r != NULL ? render_new(r) : NULL;
+        s = r != NULL ? ekv_test_reply_render(r) : NULL;
         if (r != NULL)
             freeReplyObject(r);
         ck_abort_msg("MIGRATE of slot %d from %u to %u: %s", slot, from, to_port,
