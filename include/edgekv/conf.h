@@ -78,6 +78,7 @@ struct ekv_conf {
     uint64_t origin_timeout_ms;        /* origin-timeout: 1s */
     uint64_t value_max_bytes;          /* value-max-bytes: 25mb */
     unsigned max_stores;               /* max-stores: 50 */
+    unsigned store_shards;             /* store-shards: 16 */
     char *service_id;                  /* service-id: empty = NULL */
     struct ekv_conf_strlist api_tokens;  /* api-token (repeatable) */
     struct ekv_conf_strlist read_tokens; /* read-token (repeatable) */

@@ -49,8 +49,10 @@ struct ekv_ks_result {
     const char *error; /* EKV_KS_ORIGIN_ERROR: Redis's error text (borrowed, @error_len
                           bytes, not NUL-terminated); otherwise NULL */
     size_t error_len;
-    const char *malformed; /* EKV_KS_ORIGIN_PROTOCOL: what is malformed, "item" or "link"
-                              (static), or NULL when it is the reply itself */
+    const char *malformed; /* EKV_KS_ORIGIN_PROTOCOL: what is malformed, "item", "link" or
+                              "store" (static), or NULL when it is the reply itself */
+    unsigned shards;       /* item operations: the buckets of the store, once known; 0: not
+                              known, and nothing was sent to the store's own slots */
 };
 
 /** A byte string borrowed from a reply (not NUL-terminated). */
@@ -92,6 +94,10 @@ struct ekv_keyspace_opts {
     const char *ns;            /* the namespace, e.g. "edgekv:" (copied) */
     struct ekv_origin *origin; /* borrowed, must outlive the keyspace; NULL: a keyspace for the
                                   layout functions only (the invalidation link's wiring) */
+    struct ekv_keyspace *shared; /* NULL, or a keyspace (the workers': the server's layout one)
+                                    whose table of learned store buckets this one shares, so
+                                    that what one worker learned no other asks Redis again;
+                                    borrowed, must outlive this one */
 };
 
 /**
@@ -130,21 +136,40 @@ void ekv_keyspace_cancel(struct ekv_keyspace_op *op);
 
 /* ---------------------------------------------------------------- layout */
 
-/** The bytes a cache key adds to a store id and an item key. */
-#define EKV_KS_CACHE_KEY_OVERHEAD 3
+/* A store spreads over its "shards": 1..EKV_KS_SHARDS_MAX buckets, fixed when it is created
+ * (store-shards) and recorded with it. An item, its index entry and its generation counter share
+ * the hash tag of the item's bucket: {<sid>:<b>}, b = CRC16(key) mod shards; a store of one bucket
+ * (every store made before buckets) keeps the tag {<sid>}. */
+#define EKV_KS_SHARDS_MAX 1024
+/* The longest store id the keyspace takes (the API takes no longer ids). */
+#define EKV_KS_SID_MAX 64
+
+/** The bytes a cache key adds to a store id and an item key, at most: "{", ":1023", "}:". */
+#define EKV_KS_CACHE_KEY_OVERHEAD 8
+
+/** The bucket of item @key in a store of @shards buckets (0 for one). */
+unsigned ekv_keyspace_bucket(const char *key, size_t key_len, unsigned shards);
 
 /**
- * The edge cache's key of item @key of store @sid, written to @out (which holds @sid_len +
- * @key_len + EKV_KS_CACHE_KEY_OVERHEAD bytes; not NUL-terminated). Returns its length. The hit
- * path calls it: no allocation.
+ * The edge cache's key of item @key of store @sid of @shards buckets, written to @out (which
+ * holds @sid_len + @key_len + EKV_KS_CACHE_KEY_OVERHEAD bytes; not NUL-terminated): its
+ * bucket's tag, ":" and the key. Returns its length. The hit path calls it: no allocation.
  */
-/** The Redis Cluster slot of the items of store @sid (their hash tag is the store id). */
-unsigned ekv_keyspace_item_slot(const char *sid, size_t sid_len);
+size_t ekv_keyspace_cache_key(char *out, const char *sid, size_t sid_len, unsigned shards,
+                              const char *key, size_t key_len);
+
+/** The Redis Cluster slot of item @key of store @sid of @shards buckets. */
+unsigned ekv_keyspace_item_slot(const char *sid, size_t sid_len, unsigned shards, const char *key,
+                                size_t key_len);
+
 /** The slot of the store registry and the resource links (their hash tag, {registry}). */
 unsigned ekv_keyspace_registry_slot(void);
 
-size_t ekv_keyspace_cache_key(char *out, const char *sid, size_t sid_len, const char *key,
-                              size_t key_len);
+/** How many buckets store @sid has, as far as this keyspace knows: learned from its record by
+ * any operation on it (ekv_keyspace_store_check() learns it and nothing else), kept since it
+ * never changes (found in the shared table too, see opts.shared); 0 while unknown. On the loop
+ * thread. */
+unsigned ekv_keyspace_store_shards(struct ekv_keyspace *ks, const char *sid, size_t sid_len);
 
 /** The Redis key prefixes the invalidation link tracks (they do not overlap): @*n strings
  * borrowed from @ks, valid until it is freed. */
@@ -278,14 +303,15 @@ typedef void ekv_keyspace_stores_cb(const struct ekv_ks_result *res, struct ekv_
                                     size_t count, void *arg);
 
 /**
- * Registers store @sid named @name (both checked by the caller), created and updated at @now,
- * unless @max_stores exist. EKV_KS_OK, EKV_KS_NAME_TAKEN, EKV_KS_LIMIT, EKV_KS_ID_TAKEN or an
- * origin fault. Never NULL.
+ * Registers store @sid named @name (both checked by the caller) of @shards buckets
+ * (1..EKV_KS_SHARDS_MAX), created and updated at @now, unless @max_stores exist. EKV_KS_OK,
+ * EKV_KS_NAME_TAKEN, EKV_KS_LIMIT, EKV_KS_ID_TAKEN or an origin fault. Never NULL.
  */
 struct ekv_keyspace_op *ekv_keyspace_store_create(struct ekv_keyspace *ks, const char *sid,
                                                   size_t sid_len, const char *name, size_t name_len,
-                                                  const char *now, unsigned max_stores,
-                                                  ekv_keyspace_done_cb *cb, void *arg);
+                                                  const char *now, unsigned shards,
+                                                  unsigned max_stores, ekv_keyspace_done_cb *cb,
+                                                  void *arg);
 /** Lists every store. Never NULL. */
 struct ekv_keyspace_op *ekv_keyspace_store_list(struct ekv_keyspace *ks, ekv_keyspace_stores_cb *cb,
                                                 void *arg);
@@ -300,11 +326,16 @@ struct ekv_keyspace_op *ekv_keyspace_store_rename(struct ekv_keyspace *ks, const
                                                   const char *now, ekv_keyspace_done_cb *cb,
                                                   void *arg);
 /** Deletes the empty store @sid: EKV_KS_OK, EKV_KS_NO_STORE, EKV_KS_NOT_EMPTY or an origin
- * fault. Never NULL. */
+ * fault. Never NULL. A store of several buckets is deleted in steps (every bucket checked,
+ * sealed against writes, the record removed, the buckets dropped); a write that lands in a
+ * bucket between the check and its seal makes the delete answer EKV_KS_NOT_EMPTY and unseal
+ * the others, so while that race lasts a write to another bucket may be refused as
+ * EKV_KS_NO_STORE. */
 struct ekv_keyspace_op *ekv_keyspace_store_delete(struct ekv_keyspace *ks, const char *sid,
                                                   size_t sid_len, ekv_keyspace_done_cb *cb,
                                                   void *arg);
-/** Whether store @sid exists: EKV_KS_OK, EKV_KS_NO_STORE or an origin fault. Never NULL. */
+/** Whether store @sid exists (its record does), learning its buckets
+ * (ekv_keyspace_store_shards): EKV_KS_OK, EKV_KS_NO_STORE or an origin fault. Never NULL. */
 struct ekv_keyspace_op *ekv_keyspace_store_check(struct ekv_keyspace *ks, const char *sid,
                                                  size_t sid_len, ekv_keyspace_done_cb *cb,
                                                  void *arg);

@@ -48,6 +48,8 @@ bool ekv_origin_tls_verifies(const struct ekv_origin_tls *tls);
 /** The Redis Cluster slot of the @len bytes at @key (CRC16 of the key or of its hash tag),
  * 0..16383: where a command on that key is routed. */
 unsigned ekv_origin_keyslot(const char *key, size_t len);
+/** CRC16-XMODEM (Redis Cluster's: polynomial 0x1021, initial 0) of the @len bytes at @s. */
+uint16_t ekv_origin_crc16(const char *s, size_t len);
 
 /* ---- the master that Sentinels name (redis-sentinel://; src/origin/sentinel.c) */
 

@@ -281,10 +281,10 @@ void ekv_fmt_http_date(long long t, char out[32]);
 void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
                    const char *sid, size_t sid_len);
 
-/** After a write of item @key of store @sid (whatever its outcome): drop the edge copy and
- * poison a fill in flight, so this POP reads its own write. */
-void ekv_api_invalidate_item(struct ekv_api *api, const char *sid, size_t sid_len,
-                             const char *key, size_t key_len);
+/** After a write of item @key of store @sid that came to @res (whatever its outcome): drop the
+ * edge copy and poison a fill in flight, so this POP reads its own write. */
+void ekv_api_invalidate_item(struct ekv_api *api, const struct ekv_ks_result *res,
+                             const char *sid, size_t sid_len, const char *key, size_t key_len);
 /** After a store or link change: forget every cached /kv/{name} resolution. */
 void ekv_api_forget_names(struct ekv_api *api);
 

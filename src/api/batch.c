@@ -231,7 +231,7 @@ static void on_put(const struct ekv_ks_result *res, const struct ekv_ks_written 
     struct batch *b = lo->b;
 
     /* whatever the outcome: read-your-writes at this POP */
-    ekv_api_invalidate_item(b->api, b->sid, b->sid_len, lo->key, lo->key_len);
+    ekv_api_invalidate_item(b->api, res, b->sid, b->sid_len, lo->key, lo->key_len);
     if (!note(b, res)) {
         if (res->outcome == EKV_KS_NO_STORE)
             b->store_missing = true;

@@ -72,7 +72,7 @@ static void on_put(const struct ekv_ks_result *res, const struct ekv_ks_written 
     char buf[64];
 
     /* whatever the outcome (a timeout may still have written): read-your-writes here */
-    ekv_api_invalidate_item(op->api, op->sid, op->sid_len, op->ir.key, op->ir.key_len);
+    ekv_api_invalidate_item(op->api, res, op->sid, op->sid_len, op->ir.key, op->ir.key_len);
     if (res->outcome != EKV_KS_OK) {
         ekv_api_respond_outcome(op->api, req, res);
     } else {
@@ -112,7 +112,7 @@ static void on_delete(const struct ekv_ks_result *res, void *arg)
 {
     struct item_op *op = arg;
 
-    ekv_api_invalidate_item(op->api, op->sid, op->sid_len, op->ir.key, op->ir.key_len);
+    ekv_api_invalidate_item(op->api, res, op->sid, op->sid_len, op->ir.key, op->ir.key_len);
     if (res->outcome != EKV_KS_OK)
         ekv_api_respond_outcome(op->api, op->req, res);
     else

@@ -376,16 +376,17 @@ static bool try_hit(struct ekv_api *api, struct ekv_http_req *req, const struct 
     return true;
 }
 
-void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
-                   const char *sid, size_t sid_len)
+/* The read of an item of a store of @shards buckets. */
+static void read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
+                      const char *sid, size_t sid_len, unsigned shards)
 {
     uint64_t now = ekv_clock_now_ms();
-    unsigned slot = ekv_keyspace_item_slot(sid, sid_len);
+    unsigned slot = ekv_keyspace_item_slot(sid, sid_len, shards, ir->key, ir->key_len);
     bool bypass = wants_origin(req), trusted = cache_trusted(api, slot, now);
     struct reader *rd;
     struct ekv_cache_entry *e;
     char ckey[CKEY_MAX], cs[96];
-    size_t ckey_len = ekv_keyspace_cache_key(ckey, sid, sid_len, ir->key, ir->key_len);
+    size_t ckey_len = ekv_keyspace_cache_key(ckey, sid, sid_len, shards, ir->key, ir->key_len);
 
     if (trusted && !bypass && try_hit(api, req, ir, ckey, ckey_len, slot, now))
         return;
@@ -449,16 +450,56 @@ void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct e
     read_origin(rd, sid, sid_len, ir->key, ir->key_len);
 }
 
+/* A read waiting for this worker to learn its store's buckets (once per store: they never
+ * change). Until then nothing of the store can be looked up in the cache. */
+struct learner {
+    struct ekv_api *api;
+    struct ekv_http_req *req;
+    struct ekv_item_req ir;
+    size_t sid_len;
+    char sid[EKV_ID_MAX];
+};
+
+static void on_learned(const struct ekv_ks_result *res, void *arg)
+{
+    struct learner *l = arg;
+
+    if (res->outcome == EKV_KS_OK)
+        read_item(l->api, l->req, &l->ir, l->sid, l->sid_len, res->shards);
+    else
+        ekv_api_respond_outcome(l->api, l->req, res); /* 404 "store not found", 503, 502 */
+    ekv_free(l);
+}
+
+void ekv_read_item(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_item_req *ir,
+                   const char *sid, size_t sid_len)
+{
+    unsigned shards = ekv_keyspace_store_shards(api->ks, sid, sid_len);
+    struct learner *l;
+
+    if (shards != 0) {
+        read_item(api, req, ir, sid, sid_len, shards);
+        return;
+    }
+    l = ekv_malloc(sizeof(*l));
+    l->api = api;
+    l->req = req;
+    l->ir = *ir;
+    l->sid_len = EKV_MIN(sid_len, sizeof(l->sid));
+    memcpy(l->sid, sid, l->sid_len);
+    ekv_keyspace_store_check(api->ks, l->sid, l->sid_len, on_learned, l);
+}
+
 /* ---------------------------------------------------------------- writes and names */
 
-void ekv_api_invalidate_item(struct ekv_api *api, const char *sid, size_t sid_len,
-                             const char *key, size_t key_len)
+void ekv_api_invalidate_item(struct ekv_api *api, const struct ekv_ks_result *res,
+                             const char *sid, size_t sid_len, const char *key, size_t key_len)
 {
     char ckey[CKEY_MAX];
 
-    if (api->d.cache != NULL)
+    if (api->d.cache != NULL && res->shards != 0) /* 0: nothing reached the store's buckets */
         ekv_cache_invalidate(api->d.cache, ckey,
-                             ekv_keyspace_cache_key(ckey, sid, sid_len, key, key_len));
+                             ekv_keyspace_cache_key(ckey, sid, sid_len, res->shards, key, key_len));
 }
 
 void ekv_api_forget_names(struct ekv_api *api)

@@ -115,7 +115,7 @@ static void send_create(struct store_op *op)
     memcpy(op->sid, id, sizeof(id));
     op->sid_len = EKV_ID_LEN;
     ekv_keyspace_store_create(api->ks, op->sid, op->sid_len, op->name, strlen(op->name), op->now,
-                              api->conf->max_stores, on_create, op);
+                              api->conf->store_shards, api->conf->max_stores, on_create, op);
 }
 
 static void create(struct ekv_api *api, struct ekv_http_req *req)

@@ -61,7 +61,7 @@ struct ekv_conf_directive {
 /* ---------------------------------------------------------------- conf_table.c */
 
 /* Checked against the table by a static assertion in conf_table.c. */
-#define EKV_CONF_NDIRECTIVES 34
+#define EKV_CONF_NDIRECTIVES 35
 
 /** Every directive, in the order of --help and the sample file. */
 extern const struct ekv_conf_directive ekv_conf_directives[EKV_CONF_NDIRECTIVES];

@@ -105,6 +105,12 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
     {.name = "max-stores", .type = T_UINT, .flags = D_RELOAD, .offset = F(max_stores), .min = 1, .max = 1000000,
      .def = "50", .arg = "N",
      .help = "Most KV stores that may exist; creating one more gets 400."},
+    {.name = "store-shards", .type = T_UINT, .flags = D_RELOAD, .offset = F(store_shards), .min = 1,
+     .max = 1024, .def = "16", .arg = "N",
+     .help = "Buckets (hash-tag slots) a new store spreads over, so that on a Redis Cluster\n"
+             "one store is not bounded by one node. Fixed when the store is created (it is\n"
+             "recorded with it); changing it affects stores created afterwards. 1 keeps a\n"
+             "store in one slot, under the tag {<sid>} of stores made before buckets."},
     {.name = "service-id", .type = T_STRING, .flags = D_RELOAD, .offset = F(service_id), .check = ekv_conf_check_word,
      .def = "", .example = "SU1Z0isxPaozGVKXdv0eY", .arg = "ID",
      .help = "The service whose resource links /kv/{link}/... resolves, before store names.\n"

@@ -68,7 +68,7 @@ static const struct code_map store_delete_codes[] = {
     {EKV_KS_CODE_OK, EKV_KS_OK},
     {EKV_KS_CODE_NO_STORE, EKV_KS_NO_STORE},
 };
-static const struct code_map store_purge_codes[] = {
+static const struct code_map store_bucket_codes[] = {
     {EKV_KS_CODE_OK, EKV_KS_OK},
     {EKV_KS_CODE_NOT_EMPTY, EKV_KS_NOT_EMPTY},
 };
@@ -98,7 +98,7 @@ static const struct {
     CODES(EKV_KS_SCRIPT_STORE_CREATE, store_create_codes),
     CODES(EKV_KS_SCRIPT_STORE_RENAME, store_rename_codes),
     CODES(EKV_KS_SCRIPT_STORE_DELETE, store_delete_codes),
-    CODES(EKV_KS_SCRIPT_STORE_PURGE, store_purge_codes),
+    CODES(EKV_KS_SCRIPT_STORE_BUCKET, store_bucket_codes),
     CODES(EKV_KS_SCRIPT_LINK_CREATE, link_create_codes),
     CODES(EKV_KS_SCRIPT_LINK_UPDATE, link_update_codes),
     CODES(EKV_KS_SCRIPT_LINK_DELETE, link_delete_codes),
@@ -229,6 +229,31 @@ void ekv_ks_decode_item(const struct redisReply *r, struct ekv_ks_result *res,
 bad:
     memset(item, 0, sizeof(*item));
     malformed(res, "item");
+}
+
+void ekv_ks_decode_shards(const struct redisReply *r, struct ekv_ks_result *res,
+                          unsigned *shards)
+{
+    uint64_t n = 1;
+
+    *shards = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !string_or_nil(r->element[0]) ||
+        !string_or_nil(r->element[1])) {
+        malformed(res, NULL);
+        return;
+    }
+    if (r->element[0]->type == REDIS_REPLY_NIL) {
+        set(res, EKV_KS_NO_STORE);
+        return;
+    }
+    if (r->element[1]->type == REDIS_REPLY_STRING &&
+        (ekv_parse_u64(r->element[1]->str, r->element[1]->len, &n) != EKV_OK || n < 1 ||
+         n > EKV_KS_SHARDS_MAX)) {
+        malformed(res, "store"); /* no count of buckets edgekv writes */
+        return;
+    }
+    *shards = (unsigned)n;
+    set(res, EKV_KS_OK);
 }
 
 void ekv_ks_decode_exists(const struct redisReply *r, bool pipeline, struct ekv_ks_result *res)

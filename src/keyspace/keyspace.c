@@ -4,6 +4,8 @@
  * operations are in ops.c, the reply decoders in decode.c. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +18,9 @@
 #include "keyspace/lua_sources.h"
 #include "keyspace_int.h"
 
-/* The Redis key layout: "<ns>" then one of these. An item is "i:{<sid>}:<key>"; its cache key
- * is the rest after ITEM_KIND, "{<sid>}:<key>", so an invalidated Redis key maps to its cache
- * key without a copy. */
+/* The Redis key layout: "<ns>" then one of these. An item is "i:{<tag>}:<key>", its bucket's
+ * tag <sid> or <sid>:<b> (keyspace.h); its cache key is the rest after ITEM_KIND,
+ * "{<tag>}:<key>", so an invalidated Redis key maps to its cache key without a copy. */
 #define ITEM_KIND "i:"
 
 const char *const ekv_ks_script_names[EKV_KS_SCRIPT_COUNT] = {
@@ -27,7 +29,7 @@ const char *const ekv_ks_script_names[EKV_KS_SCRIPT_COUNT] = {
     [EKV_KS_SCRIPT_STORE_LIST] = "store_list",     [EKV_KS_SCRIPT_STORE_RENAME] = "store_rename",
     [EKV_KS_SCRIPT_STORE_DELETE] = "store_delete", [EKV_KS_SCRIPT_RESOLVE] = "resolve",
     [EKV_KS_SCRIPT_LINK_CREATE] = "link_create",   [EKV_KS_SCRIPT_LINK_UPDATE] = "link_update",
-    [EKV_KS_SCRIPT_LINK_DELETE] = "link_delete",   [EKV_KS_SCRIPT_STORE_PURGE] = "store_purge",
+    [EKV_KS_SCRIPT_LINK_DELETE] = "link_delete",   [EKV_KS_SCRIPT_STORE_BUCKET] = "store_bucket",
     [EKV_KS_SCRIPT_LAYOUT_UPGRADE] = "layout_upgrade",
 };
 
@@ -38,7 +40,7 @@ static const enum ekv_ks_op script_op[EKV_KS_SCRIPT_COUNT] = {
     [EKV_KS_SCRIPT_STORE_LIST] = EKV_KS_OP_STORE,   [EKV_KS_SCRIPT_STORE_RENAME] = EKV_KS_OP_STORE,
     [EKV_KS_SCRIPT_STORE_DELETE] = EKV_KS_OP_STORE, [EKV_KS_SCRIPT_RESOLVE] = EKV_KS_OP_RESOLVE,
     [EKV_KS_SCRIPT_LINK_CREATE] = EKV_KS_OP_LINK,   [EKV_KS_SCRIPT_LINK_UPDATE] = EKV_KS_OP_LINK,
-    [EKV_KS_SCRIPT_LINK_DELETE] = EKV_KS_OP_LINK,   [EKV_KS_SCRIPT_STORE_PURGE] = EKV_KS_OP_STORE,
+    [EKV_KS_SCRIPT_LINK_DELETE] = EKV_KS_OP_LINK,   [EKV_KS_SCRIPT_STORE_BUCKET] = EKV_KS_OP_STORE,
     [EKV_KS_SCRIPT_LAYOUT_UPGRADE] = EKV_KS_OP_STORE,
 };
 
@@ -77,9 +79,39 @@ void ekv_ks_key_clear(struct ekv_ks_key *k)
     k->p = NULL;
 }
 
-unsigned ekv_keyspace_item_slot(const char *sid, size_t sid_len)
+unsigned ekv_keyspace_bucket(const char *key, size_t key_len, unsigned shards)
 {
-    return ekv_origin_keyslot(sid, sid_len);
+    return shards > 1 ? ekv_origin_crc16(key, key_len) % shards : 0;
+}
+
+size_t ekv_ks_tag(char *out, const char *sid, size_t sid_len, unsigned shards, unsigned b)
+{
+    size_t n = sid_len;
+    char digits[8];
+    size_t nd = 0;
+
+    memcpy(out, sid, sid_len);
+    if (shards <= 1)
+        return n;
+    out[n++] = ':';
+    do {
+        digits[nd++] = (char)('0' + b % 10);
+        b /= 10;
+    } while (b > 0);
+    while (nd > 0)
+        out[n++] = digits[--nd];
+    return n;
+}
+
+unsigned ekv_keyspace_item_slot(const char *sid, size_t sid_len, unsigned shards, const char *key,
+                                size_t key_len)
+{
+    char tag[EKV_KS_SID_MAX + 8];
+
+    if (sid_len > EKV_KS_SID_MAX)
+        sid_len = EKV_KS_SID_MAX; /* never so: the API takes no longer ids */
+    return ekv_origin_keyslot(
+        tag, ekv_ks_tag(tag, sid, sid_len, shards, ekv_keyspace_bucket(key, key_len, shards)));
 }
 
 unsigned ekv_keyspace_registry_slot(void)
@@ -87,15 +119,111 @@ unsigned ekv_keyspace_registry_slot(void)
     return ekv_origin_keyslot("registry", 8);
 }
 
-size_t ekv_keyspace_cache_key(char *out, const char *sid, size_t sid_len, const char *key,
-                              size_t key_len)
+size_t ekv_keyspace_cache_key(char *out, const char *sid, size_t sid_len, unsigned shards,
+                              const char *key, size_t key_len)
 {
+    size_t n;
+
     out[0] = '{';
-    memcpy(out + 1, sid, sid_len);
-    out[sid_len + 1] = '}';
-    out[sid_len + 2] = ':';
-    memcpy(out + sid_len + 3, key, key_len);
-    return sid_len + EKV_KS_CACHE_KEY_OVERHEAD + key_len;
+    n = 1 + ekv_ks_tag(out + 1, sid, sid_len, shards, ekv_keyspace_bucket(key, key_len, shards));
+    out[n++] = '}';
+    out[n++] = ':';
+    memcpy(out + n, key, key_len);
+    return n + key_len;
+}
+
+/* ---------------------------------------------------------------- the buckets of stores */
+
+#define SHARDS_CAP_MIN 64
+#define SHARDS_CAP_MAX 65536 /* full: forget everything, and learn again what is used */
+
+static uint32_t sid_hash(const char *sid, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)sid[i]) * 16777619u;
+    return h;
+}
+
+static struct ekv_ks_shards_ent *shards_slot(struct ekv_ks_shards_ent *t, size_t cap,
+                                             const char *sid, size_t len)
+{
+    size_t i = sid_hash(sid, len) & (cap - 1);
+
+    while (t[i].shards != 0 && (t[i].len != len || memcmp(t[i].sid, sid, len) != 0))
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+static unsigned shards_find(const struct ekv_keyspace *ks, const char *sid, size_t sid_len)
+{
+    if (ks->shards == NULL)
+        return 0;
+    return shards_slot(ks->shards, ks->shards_cap, sid, sid_len)->shards;
+}
+
+static void shards_put(struct ekv_keyspace *ks, const char *sid, size_t sid_len, unsigned shards)
+{
+    struct ekv_ks_shards_ent *e;
+
+    if (ks->shards == NULL || (ks->shards_n + 1) * 2 > ks->shards_cap) {
+        size_t cap = ks->shards == NULL ? SHARDS_CAP_MIN : ks->shards_cap * 2;
+        struct ekv_ks_shards_ent *old = ks->shards, *t;
+        size_t oldcap = ks->shards_cap;
+
+        if (cap > SHARDS_CAP_MAX) { /* more stores seen than any deployment has: start over */
+            cap = SHARDS_CAP_MAX;
+            oldcap = 0;
+            ks->shards_n = 0;
+        }
+        t = ekv_calloc(cap, sizeof(*t));
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].shards != 0)
+                *shards_slot(t, cap, old[i].sid, old[i].len) = old[i];
+        ekv_free(old);
+        ks->shards = t;
+        ks->shards_cap = cap;
+    }
+    e = shards_slot(ks->shards, ks->shards_cap, sid, sid_len);
+    if (e->shards == 0)
+        ks->shards_n++;
+    e->shards = (uint16_t)shards;
+    e->len = (uint8_t)sid_len;
+    memcpy(e->sid, sid, sid_len);
+}
+
+/* The hit path finds a store in the keyspace's own table, lock-free (a keyspace is used on one
+ * thread); what another worker learned is found in the shared keyspace's, under its lock, once
+ * per store and worker. */
+unsigned ekv_keyspace_store_shards(struct ekv_keyspace *ks, const char *sid, size_t sid_len)
+{
+    unsigned n;
+
+    if (sid_len > EKV_KS_SID_MAX)
+        return 0;
+    n = shards_find(ks, sid, sid_len);
+    if (n != 0 || ks->shared == NULL)
+        return n;
+    pthread_mutex_lock(&ks->shared->lock);
+    n = shards_find(ks->shared, sid, sid_len);
+    pthread_mutex_unlock(&ks->shared->lock);
+    if (n != 0)
+        shards_put(ks, sid, sid_len, n);
+    return n;
+}
+
+void ekv_ks_shards_learn(struct ekv_keyspace *ks, const char *sid, size_t sid_len,
+                         unsigned shards)
+{
+    if (sid_len > EKV_KS_SID_MAX || shards < 1 || shards > EKV_KS_SHARDS_MAX)
+        return;
+    shards_put(ks, sid, sid_len, shards);
+    if (ks->shared != NULL) {
+        pthread_mutex_lock(&ks->shared->lock);
+        shards_put(ks->shared, sid, sid_len, shards);
+        pthread_mutex_unlock(&ks->shared->lock);
+    }
 }
 
 const char *const *ekv_keyspace_tracking_prefixes(const struct ekv_keyspace *ks, size_t *n)
@@ -174,6 +302,8 @@ struct ekv_keyspace *ekv_keyspace_new(const struct ekv_keyspace_opts *opts)
     static const char *const suffix[EKV_KS_NPREFIXES] = {ITEM_KIND, "stores", "links:"};
 
     ks->origin = opts->origin;
+    ks->shared = opts->shared;
+    pthread_mutex_init(&ks->lock, NULL);
     ks->ns = ekv_strdup(ns);
     ks->ns_len = strlen(ns);
     for (int i = 0; i < EKV_KS_NPREFIXES; i++)
@@ -209,6 +339,8 @@ void ekv_keyspace_free(struct ekv_keyspace *ks)
         ekv_free(ks->prefixes[i]);
     ekv_free(ks->heartbeat);
     ekv_free(ks->op_of_script);
+    ekv_free(ks->shards);
+    pthread_mutex_destroy(&ks->lock);
     ekv_free(ks->ns);
     ekv_free(ks);
 }
@@ -265,10 +397,4 @@ struct ekv_origin_script *ekv_keyspace_scripts(size_t *n)
     }
     *n = ekv_lua_nsources;
     return s;
-}
-
-void ekv_keyspace_cancel(struct ekv_keyspace_op *op)
-{
-    ekv_origin_cancel(op->inner);
-    ekv_free(op);
 }

@@ -5,6 +5,8 @@
 #ifndef EDGEKV_KEYSPACE_INT_H
 #define EDGEKV_KEYSPACE_INT_H
 
+#include <pthread.h>
+
 #include "edgekv/keyspace.h"
 
 struct redisReply;
@@ -48,7 +50,7 @@ enum ekv_ks_script {
     EKV_KS_SCRIPT_LINK_CREATE,
     EKV_KS_SCRIPT_LINK_UPDATE,
     EKV_KS_SCRIPT_LINK_DELETE,
-    EKV_KS_SCRIPT_STORE_PURGE,
+    EKV_KS_SCRIPT_STORE_BUCKET,
     EKV_KS_SCRIPT_LAYOUT_UPGRADE,
     EKV_KS_SCRIPT_COUNT
 };
@@ -57,6 +59,13 @@ enum ekv_ks_script {
 extern const char *const ekv_ks_script_names[EKV_KS_SCRIPT_COUNT];
 
 #define EKV_KS_NPREFIXES 3 /* tracked prefixes: items, the store registry, links */
+
+/* A store id and its buckets, in the keyspace's table of what it learned (keyspace.c). */
+struct ekv_ks_shards_ent {
+    uint16_t shards; /* 0: a free entry */
+    uint8_t len;
+    char sid[EKV_KS_SID_MAX];
+};
 
 struct ekv_keyspace {
     struct ekv_origin *origin; /* NULL: layout only */
@@ -67,7 +76,19 @@ struct ekv_keyspace {
     unsigned char *op_of_script;        /* enum ekv_ks_op of each index of that table */
     char *prefixes[EKV_KS_NPREFIXES];   /* "<ns>i:", "<ns>stores", "<ns>links:" */
     char *heartbeat;                    /* "<ns>heartbeat" */
+    struct ekv_ks_shards_ent *shards;   /* open addressing, linear probing; NULL until used */
+    size_t shards_cap, shards_n;        /* capacity (a power of 2), entries in use */
+    struct ekv_keyspace *shared;        /* whose table this one shares (opts.shared), or NULL */
+    pthread_mutex_t lock;               /* the table's, when it is shared */
 };
+
+/** Records that store @sid has @shards buckets (a store's never change). */
+void ekv_ks_shards_learn(struct ekv_keyspace *ks, const char *sid, size_t sid_len,
+                         unsigned shards);
+
+/** The hash tag (without braces) of bucket @b of store @sid of @shards buckets, into @out (which
+ * holds @sid_len + 5 bytes): "<sid>" for one bucket, else "<sid>:<b>". Returns its length. */
+size_t ekv_ks_tag(char *out, const char *sid, size_t sid_len, unsigned shards, unsigned b);
 
 /* The store registry and the resource links live under one hash tag of their own, so that every
  * registry script touches one slot of a Redis Cluster. */
@@ -76,11 +97,32 @@ struct ekv_keyspace {
 #define EKV_KS_REG_LINKS "links:{registry}:"   /* + service: its resource links */
 #define EKV_KS_REG_LAYOUT "layout:{registry}"  /* "2" once the registry is there */
 
+struct ekv_ks_part;
+struct ekv_ks_args;
+struct ekv_ks_bucket_page;
+
 /* One operation in flight: what to decode, whom to call. Freed after its callback has run, or
- * by ekv_keyspace_cancel(). */
+ * by ekv_keyspace_cancel(). An operation on a store's buckets may first learn how many there
+ * are (keeping its arguments in @defer meanwhile), and may send one command per bucket at once
+ * (@parts, answered when all @pending are). */
 struct ekv_keyspace_op {
     struct ekv_keyspace *ks;
-    struct ekv_origin_op *inner; /* the origin command in flight */
+    struct ekv_origin_op *inner; /* the origin command in flight (a single one) */
+    unsigned shards;             /* the store's buckets, once known */
+    int kind;                    /* which callback (ops.c, enum kind) */
+    struct ekv_ks_args *defer;   /* an item op's arguments, kept while the buckets are learned */
+    struct ekv_ks_part *parts;   /* one per bucket, NULL until a command per bucket is sent */
+    unsigned pending;            /* parts still unanswered */
+    void (*part_reply)(struct ekv_keyspace_op *op, unsigned b, int status,
+                       const struct redisReply *r);
+    void (*parts_done)(struct ekv_keyspace_op *op);
+    void (*resume)(struct ekv_keyspace_op *op, const struct ekv_ks_args *a); /* after learning */
+    struct ekv_ks_result first; /* a fan-out's first outcome other than EKV_KS_OK */
+    struct ekv_ks_result undo;  /* the outcome answered once an undo is done */
+    char error[128];            /* their error text (Redis's, cut), when EKV_KS_ORIGIN_ERROR */
+    struct ekv_ks_bucket_page *pages; /* a listing's pages, one per bucket */
+    unsigned limit;                   /* a listing's page size */
+    unsigned bucket;                  /* an item op's bucket */
     enum ekv_ks_script script;   /* the script whose reply is awaited (EKV_KS_SCRIPT_COUNT: a
                                     plain command) */
     union {
@@ -95,7 +137,6 @@ struct ekv_keyspace_op {
         ekv_keyspace_links_cb *links;
     } cb;
     void *arg;
-    int pending_outcome; /* a step's outcome, answered once the next step (an undo) is done */
     size_t sid_len;
     char sid[]; /* the store id, for the ops that need it after the first reply */
 };
@@ -134,7 +175,12 @@ bool ekv_ks_fault(int status, const struct redisReply *r, bool pipeline, struct 
  * (no such item: whether the store exists is another question) or a malformed "item". */
 void ekv_ks_decode_item(const struct redisReply *r, struct ekv_ks_result *res,
                         struct ekv_ks_item *item);
-/** The reply of EXISTS <ns>g:{<sid>}: EKV_KS_OK, EKV_KS_NO_STORE. @pipeline: @r is the reply of a
+/** HMGET <ns>s:{registry}:<sid> name shards: EKV_KS_OK with the store's buckets in *@shards
+ * (1 when the record has none: a store made before buckets), EKV_KS_NO_STORE, or a malformed
+ * "store". */
+void ekv_ks_decode_shards(const struct redisReply *r, struct ekv_ks_result *res,
+                          unsigned *shards);
+/** The reply of EXISTS <ns>g:{<tag>}: EKV_KS_OK, EKV_KS_NO_STORE. @pipeline: @r is the reply of a
  * pipeline of that one command. */
 void ekv_ks_decode_exists(const struct redisReply *r, bool pipeline, struct ekv_ks_result *res);
 /** item_put's reply: EKV_KS_OK with @w, or its other outcomes. */

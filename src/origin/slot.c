@@ -45,8 +45,9 @@ static const uint16_t crc16_table[256] = {
     0x6e17, 0x7e36, 0x4e55, 0x5e74, 0x2e93, 0x3eb2, 0x0ed1, 0x1ef0,
 };
 
-static uint16_t crc16(const unsigned char *p, size_t len)
+uint16_t ekv_origin_crc16(const char *s, size_t len)
 {
+    const unsigned char *p = (const unsigned char *)s;
     uint16_t crc = 0;
 
     for (size_t i = 0; i < len; i++)
@@ -62,8 +63,8 @@ unsigned ekv_origin_keyslot(const char *key, size_t len)
         size_t rest = len - (size_t)(open + 1 - key);
         const char *close = memchr(open + 1, '}', rest);
         if (close != NULL && close > open + 1) /* a non-empty tag */
-            return crc16((const unsigned char *)open + 1, (size_t)(close - open - 1)) &
+            return ekv_origin_crc16(open + 1, (size_t)(close - open - 1)) &
                    (EKV_ORIGIN_SLOTS - 1);
     }
-    return crc16((const unsigned char *)key, len) & (EKV_ORIGIN_SLOTS - 1);
+    return ekv_origin_crc16(key, len) & (EKV_ORIGIN_SLOTS - 1);
 }

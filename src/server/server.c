@@ -286,6 +286,8 @@ static void cache_init(struct ekv_server *srv)
                                         .on_slots = on_inval_slots, .arg = srv};
 
     srv->heartbeat_ms = io->heartbeat_ms;
+    /* the layout, and the table of store buckets the workers share (with or without a cache) */
+    srv->layout = ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns});
     if (conf->cache_max_bytes == 0) {
         ekv_log(EKV_LOG_INFO, "cache-max-bytes is 0: no edge cache, every read goes to Redis");
         return;
@@ -300,7 +302,6 @@ static void cache_init(struct ekv_server *srv)
                 (unsigned long long)conf->cache_max_item_bytes,
                 (unsigned long long)srv->shard_bytes, (unsigned long long)conf->cache_max_bytes);
     srv->names = ekv_cache_new(&names);
-    srv->layout = ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns});
     io->prefixes = ekv_keyspace_tracking_prefixes(srv->layout, &io->nprefixes);
     io->heartbeat_channel = ekv_keyspace_heartbeat_channel(srv->layout);
     srv->coh = ekv_coherence_new(srv->base, &co, &hooks);

@@ -441,7 +441,8 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     w->origin = ekv_origin_new(w->base, &oopts);
     ekv_keyspace_setup_free((const char **)oopts.setup);
     w->keyspace =
-        ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = conf->ns, .origin = w->origin});
+        ekv_keyspace_new(&(struct ekv_keyspace_opts){
+            .ns = conf->ns, .origin = w->origin, .shared = w->srv->layout});
     w->mailbox = ekv_mailbox_new(w->base);
     {
         struct ekv_api_deps deps = {

@@ -4,8 +4,9 @@
  * part of Redis that edgekv's read path and invalidation link use: CLIENT ID, CLIENT TRACKING,
  * SUBSCRIBE (the invalidation channel and the heartbeat channel), SCRIPT LOAD, EVAL (the
  * layout check every connection runs first: answered "nothing to move"), the item read
- * (PTTL and HMGET, then EXISTS for a 404: src/api/read.c) over a small table of items, and
- * PING. Anything else is answered with an error and counted.
+ * (PTTL and HMGET, then EXISTS for a 404: src/api/read.c) over a small table of items, the
+ * store record's read (HMGET name shards: every store exists, of one bucket, so the items' keys
+ * are "edgekv:i:{sid}:key"), and PING. Anything else is answered with an error and counted.
  *
  * What a real Redis cannot do on demand, the test scripts here:
  * - hold the replies to the next item reads (HMGET's reply, computed when HMGET arrives, as Redis

@@ -172,3 +172,20 @@ int ekv_test_run_suite(Suite *s)
         ekv_test_rm_rf(scratch);
     return failed == 0 && noted_failures == 0 ? 0 : 1;
 }
+
+const char *ekv_test_tag(char *buf, size_t size, const char *sid, const char *key,
+                         unsigned shards)
+{
+    unsigned crc = 0;
+
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
+        crc ^= (unsigned)*p << 8;
+        for (int i = 0; i < 8; i++)
+            crc = (crc & 0x8000) != 0 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    if (shards <= 1)
+        snprintf(buf, size, "%s", sid);
+    else
+        snprintf(buf, size, "%s:%u", sid, crc % shards);
+    return buf;
+}

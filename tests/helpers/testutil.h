@@ -183,6 +183,18 @@ struct ekv_test_redis *ekv_test_redis_start_tcp(void);
  */
 char *ekv_test_redis_cmd(struct ekv_test_redis *r, const char *fmt, ...);
 
+/* store-shards' default: the buckets of the stores the tests create. */
+#define EKV_TEST_SHARDS 16
+
+/**
+ * The hash tag of item @key's bucket in store @sid of @shards buckets, as the README documents
+ * it for other programs and computed here on its own (CRC16-XMODEM of the key, bit by bit, mod
+ * @shards): "<sid>:<bucket>", or "<sid>" for one bucket. Written to @buf (@size bytes); returns
+ * @buf. The Redis keys are then "edgekv:i:{TAG}:KEY", "edgekv:x:{TAG}", "edgekv:g:{TAG}".
+ */
+const char *ekv_test_tag(char *buf, size_t size, const char *sid, const char *key,
+                         unsigned shards);
+
 struct redisReply;
 /** @reply rendered as ekv_test_redis_cmd() renders replies (malloc'd; caller frees). Never
  * fails the test. */

@@ -121,6 +121,21 @@ static void check_alive(void)
 /* ---------------------------------------------------------------- helpers */
 
 static char sid[32];
+static char tagbuf[64];
+
+/* The hash tag of item @key's bucket in the current store (the stores here have store-shards'
+ * default buckets): one use per expression. */
+#define TAG(key) ekv_test_tag(tagbuf, sizeof(tagbuf), sid, (key), EKV_TEST_SHARDS)
+
+/* Lines of a reply as ekv_test_redis_cmd() renders it ("" : none). */
+static size_t count_lines(const char *v)
+{
+    size_t n = *v != '\0';
+
+    for (; *v != '\0'; v++)
+        n += *v == '\n';
+    return n;
+}
 
 static void new_store(const char *name)
 {
@@ -560,11 +575,11 @@ START_TEST(test_item_ttl)
     /* the TTL is the item's Redis TTL */
     {
         char k[128], *t;
-        snprintf(k, sizeof(k), "edgekv:i:{%s}:long", sid);
+        snprintf(k, sizeof(k), "edgekv:i:{%s}:long", TAG("long"));
         t = ekv_test_redis_cmd(redis, "TTL %s", k);
         ck_assert_int_gt(atoi(t), 3500);
         free(t);
-        snprintf(k, sizeof(k), "edgekv:i:{%s}:forever", sid);
+        snprintf(k, sizeof(k), "edgekv:i:{%s}:forever", TAG("forever"));
         t = ekv_test_redis_cmd(redis, "TTL %s", k);
         ck_assert_str_eq(t, "-1");
         free(t);
@@ -573,7 +588,7 @@ START_TEST(test_item_ttl)
     ck_assert_int_eq(put("long", "l2", NULL), 200);
     {
         char k[128], *t;
-        snprintf(k, sizeof(k), "edgekv:i:{%s}:long", sid);
+        snprintf(k, sizeof(k), "edgekv:i:{%s}:long", TAG("long"));
         t = ekv_test_redis_cmd(redis, "TTL %s", k);
         ck_assert_str_eq(t, "-1");
         free(t);
@@ -878,7 +893,7 @@ START_TEST(test_item_layout)
 
     new_store("layout");
     ck_assert_int_eq(put("lay/out", "value-1", "metadata: m1\r\ntime_to_live_sec: 100\r\n"), 200);
-    snprintf(k, sizeof(k), "edgekv:i:{%s}:lay/out", sid);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:lay/out", TAG("lay/out"));
     v = ekv_test_redis_cmd(redis, "HMGET %s v m g", k);
     ck_assert_str_eq(v, "value-1\nm1\n1");
     free(v);
@@ -891,13 +906,26 @@ START_TEST(test_item_layout)
     v = ekv_test_redis_cmd(redis, "PTTL %s", k);
     ck_assert_int_gt(atoi(v), 90000);
     free(v);
-    snprintf(k, sizeof(k), "edgekv:x:{%s}", sid);
+    snprintf(k, sizeof(k), "edgekv:x:{%s}", TAG("lay/out"));
     v = ekv_test_redis_cmd(redis, "ZRANGE %s 0 -1 WITHSCORES", k);
     ck_assert_str_eq(v, "lay/out\n0");
     free(v);
-    snprintf(k, sizeof(k), "edgekv:g:{%s}", sid);
+    snprintf(k, sizeof(k), "edgekv:g:{%s}", TAG("lay/out"));
     v = ekv_test_redis_cmd(redis, "GET %s", k);
     ck_assert_str_eq(v, "1");
+    free(v);
+    /* the store's buckets: recorded with it, each with its counter; nothing under {<sid>} */
+    snprintf(k, sizeof(k), "edgekv:s:{registry}:%s", sid);
+    v = ekv_test_redis_cmd(redis, "HGET %s shards", k);
+    ck_assert_str_eq(v, "16");
+    free(v);
+    snprintf(k, sizeof(k), "edgekv:g:{%s:*}", sid);
+    v = ekv_test_redis_cmd(redis, "KEYS %s", k);
+    ck_assert_uint_eq(count_lines(v), EKV_TEST_SHARDS);
+    free(v);
+    snprintf(k, sizeof(k), "edgekv:*{%s}*", sid);
+    v = ekv_test_redis_cmd(redis, "KEYS %s", k);
+    ck_assert_str_eq(v, "");
     free(v);
     v = ekv_test_redis_cmd(redis, "HGET edgekv:stores:{registry} layout");
     ck_assert_str_eq(v, sid);
@@ -908,7 +936,7 @@ START_TEST(test_item_layout)
     free(v);
     /* a write without metadata leaves no m field */
     ck_assert_int_eq(put("lay/out", "value-2", NULL), 200);
-    snprintf(k, sizeof(k), "edgekv:i:{%s}:lay/out", sid);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:lay/out", TAG("lay/out"));
     v = ekv_test_redis_cmd(redis, "HMGET %s v m g", k);
     ck_assert_str_eq(v, "value-2\n(nil)\n2");
     free(v);
@@ -927,7 +955,7 @@ START_TEST(test_item_origin_error)
     /* a foreign writer broke the layout (a string where a hash belongs): Redis answers the
      * script with an error, edgekv with 502, and keeps serving */
     new_store("broken");
-    snprintf(k, sizeof(k), "edgekv:i:{%s}:k", sid);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:k", TAG("k"));
     free(ekv_test_redis_cmd(redis, "SET %s not-a-hash", k));
     apic_req(port, "GET", kp("k"), NULL, NULL, 0, &r);
     expect_problem(&r, 502);
@@ -950,7 +978,7 @@ START_TEST(test_item_malformed)
     json_t *j;
 
     new_store("malformed");
-    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-t", sid);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-t", TAG("bad-t"));
     free(ekv_test_redis_cmd(redis, "HSET %s v x g 3 t yesterday", k));
     apic_req(port, "GET", kp("bad-t"), NULL, NULL, 0, &r);
     expect_problem(&r, 502);
@@ -959,13 +987,13 @@ START_TEST(test_item_malformed)
                      "the origin holds a malformed item");
     json_decref(j);
     ekv_test_resp_free(&r);
-    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-g", sid);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-g", TAG("bad-g"));
     free(ekv_test_redis_cmd(redis, "HSET %s v x g three", k));
     apic_req(port, "GET", kp("bad-g"), NULL, NULL, 0, &r);
     expect_problem(&r, 502);
     ekv_test_resp_free(&r);
     /* nothing of it was cached: once the item is whole, it is served */
-    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-t", sid);
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:bad-t", TAG("bad-t"));
     free(ekv_test_redis_cmd(redis, "HSET %s t 1700000000000", k));
     expect_get("bad-t", 200, "x");
 }
@@ -1225,7 +1253,7 @@ START_TEST(test_batch_valid)
     ekv_test_resp_free(&r);
     {
         char k[128], *t;
-        snprintf(k, sizeof(k), "edgekv:i:{%s}:dir/b2", sid);
+        snprintf(k, sizeof(k), "edgekv:i:{%s}:dir/b2", TAG("dir/b2"));
         t = ekv_test_redis_cmd(redis, "TTL %s", k);
         ck_assert_int_gt(atoi(t), 50);
         free(t);
@@ -1799,26 +1827,162 @@ START_TEST(test_layout_upgrade)
 }
 END_TEST
 
-/* A store whose deletion stopped half way (its counter gone, its record still there): it takes
- * no writes, and deleting it again finishes the job. Creation leaves no counter behind when the
- * registry refuses it. */
+/* The keys of store @id, page by page (limit @limit) through POP @pop: "k1,k2,...". */
+static char *all_keys(unsigned short pop, const char *id, unsigned limit)
+{
+    char path[256], *cursor = NULL, *out = calloc(1, 1);
+    size_t len = 0;
+
+    for (int pages = 0;; pages++) {
+        json_t *j, *data, *cur;
+
+        ck_assert_int_lt(pages, 100);
+        if (cursor != NULL)
+            snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys?limit=%u&cursor=%s", id,
+                     limit, cursor);
+        else
+            snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys?limit=%u", id, limit);
+        free(cursor);
+        cursor = NULL;
+        j = apic_get_json(pop, path, NULL, 200);
+        data = json_object_get(j, "data");
+        ck_assert_uint_le(json_array_size(data), limit);
+        for (size_t i = 0; i < json_array_size(data); i++) {
+            const char *k = json_string_value(json_array_get(data, i));
+            out = realloc(out, len + strlen(k) + 2);
+            len += (size_t)sprintf(out + len, "%s%s", len > 0 ? "," : "", k);
+        }
+        cur = json_object_get(json_object_get(j, "meta"), "next_cursor");
+        if (cur != NULL)
+            cursor = strdup(json_string_value(cur));
+        json_decref(j);
+        if (cursor == NULL)
+            return out;
+    }
+}
+
+/* store-shards: each store keeps the buckets it was created with (1: the tag {<sid>}, as before
+ * buckets), whatever the POP that serves it is configured with; POPs of different settings read,
+ * write, list and delete each other's stores. */
+START_TEST(test_store_shards)
+{
+    struct ekv_test_redis *r = ekv_test_redis_start();
+    const char *a_args[] = {"--origin", r->origin, "--store-shards", "1", NULL};
+    const char *b_args[] = {"--origin", r->origin, "--store-shards", "5", NULL};
+    struct ekv_test_proc *a = ekv_test_edgekv_startv(a_args), *b = ekv_test_edgekv_startv(b_args);
+    char one[32], five[32], path[160], k[160], tag[64], key[16], want[1024] = "", *v;
+
+    wait_ready(a->port);
+    wait_ready(b->port);
+    apic_create_store(a->port, NULL, "one", one);
+    apic_create_store(b->port, NULL, "five", five);
+    snprintf(k, sizeof(k), "edgekv:s:{registry}:%s", one);
+    rcmd_expect(r, "1", "HGET %s shards", k, "");
+    snprintf(k, sizeof(k), "edgekv:s:{registry}:%s", five);
+    rcmd_expect(r, "5", "HGET %s shards", k, "");
+    /* 30 keys in each, written through the other POP */
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof(key), "key%02d", i);
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s", i > 0 ? "," : "", key);
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/%s", one, key);
+        ck_assert_int_eq(apic_status(b->port, "PUT", path, NULL, "1"), 200);
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/%s", five, key);
+        ck_assert_int_eq(apic_status(a->port, "PUT", path, NULL, "5"), 200);
+    }
+    /* where the documented layout puts them */
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:key07", one);
+    rcmd_expect(r, "1", "HGET %s v", k, "");
+    snprintf(k, sizeof(k), "edgekv:i:{%s}:key07", ekv_test_tag(tag, sizeof(tag), five, "key07", 5));
+    rcmd_expect(r, "5", "HGET %s v", k, "");
+    snprintf(k, sizeof(k), "edgekv:g:{%s:*}", five);
+    v = ekv_test_redis_cmd(r, "KEYS %s", k);
+    ck_assert_uint_eq(count_lines(v), 5);
+    free(v);
+    /* every page size, through both POPs: the same keys, in order, once each */
+    for (unsigned limit = 1; limit <= 31; limit += 6) {
+        for (int p = 0; p < 2; p++) {
+            unsigned short pop = p == 0 ? a->port : b->port;
+            char *got = all_keys(pop, five, limit);
+            ck_assert_str_eq(got, want);
+            free(got);
+            got = all_keys(pop, one, limit);
+            ck_assert_str_eq(got, want);
+            free(got);
+        }
+    }
+    /* read through the POP that did not write */
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/key29", five);
+    {
+        struct ekv_test_resp resp = {0};
+        ck_assert_int_eq(apic_req(b->port, "GET", path, NULL, NULL, 0, &resp), 200);
+        ck_assert_str_eq(resp.body, "5");
+        ekv_test_resp_free(&resp);
+    }
+    /* empty both through the other POP, then delete */
+    for (int i = 0; i < 30; i++) {
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/key%02d", five, i);
+        ck_assert_int_eq(apic_status(a->port, "DELETE", path, NULL, NULL), 204);
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s", five);
+        ck_assert_int_eq(apic_status(b->port, "DELETE", path, NULL, NULL), i < 29 ? 409 : 204);
+    }
+    snprintf(k, sizeof(k), "edgekv:*%s*", five);
+    v = ekv_test_redis_cmd(r, "KEYS %s", k);
+    ck_assert_str_eq(v, "");
+    free(v);
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s", one);
+    ck_assert_int_eq(apic_status(b->port, "DELETE", path, NULL, NULL), 409);
+    ekv_test_proc_free(a);
+    ekv_test_proc_free(b);
+    ekv_test_redis_stop(r);
+}
+END_TEST
+
+/* A store whose deletion stopped half way (one bucket sealed, its record still there): that
+ * bucket takes no writes, the others do, and deleting it again finishes the job, leaving no key
+ * of the store. Creation leaves no counter behind when the registry refuses it. */
 START_TEST(test_store_two_phases)
 {
     struct ekv_test_redis *r = ekv_test_redis_start();
     const char *args[] = {"--origin", r->origin, "--max-stores", "1", NULL};
     struct ekv_test_proc *p = ekv_test_edgekv_startv(args);
-    char id[32], path[128], k[96], *v;
+    char id[32], path[128], k[96], tag[64], *v;
 
     wait_ready(p->port);
     apic_create_store(p->port, NULL, "half", id);
-    snprintf(k, sizeof(k), "edgekv:g:{%s}", id);
-    free(ekv_test_redis_cmd(r, "DEL %s", k)); /* as store_purge.lua leaves it */
+    ekv_test_tag(tag, sizeof(tag), id, "k", EKV_TEST_SHARDS);
+    {
+        char g[96], z[96];
+
+        snprintf(g, sizeof(g), "edgekv:g:{%s}", tag);
+        snprintf(z, sizeof(z), "edgekv:z:{%s}", tag);
+        v = ekv_test_redis_cmd(r, "RENAME %s %s", g, z); /* as a seal of store_bucket.lua */
+        ck_assert_str_eq(v, "OK");
+        free(v);
+    }
     snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/k", id);
     ck_assert_int_eq(apic_status(p->port, "PUT", path, NULL, "x"), 404);
+    for (unsigned i = 0;; i++) { /* a key of another bucket */
+        char key[16], other[64];
+
+        snprintf(key, sizeof(key), "o%u", i);
+        if (strcmp(ekv_test_tag(other, sizeof(other), id, key, EKV_TEST_SHARDS), tag) == 0)
+            continue;
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/%s", id, key);
+        ck_assert_int_eq(apic_status(p->port, "PUT", path, NULL, "x"), 200);
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s", id);
+        ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 409); /* not empty */
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/%s", id, key);
+        ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 204);
+        break;
+    }
     snprintf(path, sizeof(path), "/resources/stores/kv/%s", id);
     ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 204);
     v = ekv_test_redis_cmd(r, "HLEN edgekv:stores:{registry}");
     ck_assert_str_eq(v, "0");
+    free(v);
+    snprintf(k, sizeof(k), "edgekv:*%s*", id);
+    v = ekv_test_redis_cmd(r, "KEYS %s", k);
+    ck_assert_str_eq(v, ""); /* every bucket dropped, the sealed one too */
     free(v);
     /* refused by the registry (the limit): no counter is left */
     apic_create_store(p->port, NULL, "one", id);
@@ -1826,8 +1990,15 @@ START_TEST(test_store_two_phases)
                                  "{\"name\":\"two\"}"),
                      400); /* the store limit */
     v = ekv_test_redis_cmd(r, "KEYS edgekv:g:*");
-    snprintf(k, sizeof(k), "edgekv:g:{%s}", id);
-    ck_assert_str_eq(v, k);
+    ck_assert_uint_eq(count_lines(v), EKV_TEST_SHARDS); /* the first store's alone */
+    snprintf(k, sizeof(k), "{%s:", id);
+    for (char *line = v; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        ck_assert_msg(strstr(line, k) != NULL, "%s is no counter of %s", line, id);
+        line = nl != NULL ? nl + 1 : NULL;
+    }
     free(v);
     ekv_test_proc_free(p);
     ekv_test_redis_stop(r);
@@ -1910,6 +2081,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_origin_restart);
     tcase_add_test(tc, test_layout_upgrade);
     tcase_add_test(tc, test_store_two_phases);
+    tcase_add_test(tc, test_store_shards);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -56,34 +56,41 @@ static void stop_pop(struct ekv_test_proc *p)
     ekv_test_proc_free(p);
 }
 
-/* The master serving the items of store @sid (their hash tag is the id). */
-static unsigned short master_of_store(const char *sid)
+/* The master serving item @key of store @sid (its bucket's hash tag; the stores here have
+ * store-shards' default buckets). */
+static unsigned short master_of_item(const char *sid, const char *key)
 {
-    char tag[64];
+    char tag[64], braced[72];
 
-    snprintf(tag, sizeof(tag), "{%s}", sid);
-    return ekv_test_cluster_master_of_slot(cluster, ekv_test_cluster_keyslot(cluster, tag));
+    snprintf(braced, sizeof(braced), "{%s}",
+             ekv_test_tag(tag, sizeof(tag), sid, key, EKV_TEST_SHARDS));
+    return ekv_test_cluster_master_of_slot(cluster, ekv_test_cluster_keyslot(cluster, braced));
 }
 
-/* Creates stores named @prefix-N until one lives on a master other than those in @avoid (0s
- * ignored); its id in @sid. */
-static unsigned short store_elsewhere(unsigned short port, const char *prefix,
-                                      const unsigned short *avoid, size_t navoid, char *sid)
+/* The master serving item "k" of store @sid, the key most tests here use. */
+static unsigned short master_of_store(const char *sid)
 {
-    for (int i = 0; i < 40; i++) {
-        char name[64];
+    return master_of_item(sid, "k");
+}
+
+/* A key of store @sid, @prefix-N, whose bucket lives on a master other than those in @avoid
+ * (0s ignored): written to @key; returns its master. */
+static unsigned short key_elsewhere(const char *sid, const char *prefix,
+                                    const unsigned short *avoid, size_t navoid, char *key,
+                                    size_t len)
+{
+    for (int i = 0; i < 200; i++) {
         unsigned short m;
         bool taken = false;
 
-        snprintf(name, sizeof(name), "%s-%d", prefix, i);
-        apic_create_store(port, NULL, name, sid);
-        m = master_of_store(sid);
+        snprintf(key, len, "%s-%d", prefix, i);
+        m = master_of_item(sid, key);
         for (size_t j = 0; j < navoid; j++)
             taken = taken || avoid[j] == m;
         if (!taken)
             return m;
     }
-    ck_abort_msg("no store landed on another master");
+    ck_abort_msg("no key of store %s landed on another master", sid);
     return 0;
 }
 
@@ -146,54 +153,96 @@ START_TEST(test_api_over_cluster)
 {
     struct ekv_test_proc *p = start_pop();
     unsigned short masters[3] = {0};
-    char sids[3][32], path[160];
+    char sid[32], other[32], keys[3][32], path[160], tag[64];
     json_t *j;
 
     j = apic_get_json(p->port, "/readyz", NULL, 200);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "slots_served")), 16384);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "nodes"), "up")), 3);
     json_decref(j);
-    /* a store on each master */
+    /* one store, spread over every master: a key on each */
+    apic_create_store(p->port, NULL, "spread", sid);
     for (int m = 0; m < 3; m++)
-        masters[m] = store_elsewhere(p->port, m == 0 ? "a" : m == 1 ? "b" : "c", masters,
-                                     (size_t)m, sids[m]);
+        masters[m] = key_elsewhere(sid, m == 0 ? "a" : m == 1 ? "b" : "c", masters, (size_t)m,
+                                   keys[m], sizeof(keys[m]));
     for (int m = 0; m < 3; m++) {
-        char want[32], *v;
+        char want[32], rkey[160], *v;
         snprintf(want, sizeof(want), "v%d", m);
-        item_path(path, sizeof(path), sids[m], "k");
+        item_path(path, sizeof(path), sid, keys[m]);
         ck_assert_int_eq(apic_status(p->port, "PUT", path, NULL, want), 200);
         warm(p->port, path, want);
-        /* where the slot says */
-        v = ekv_test_cmd_port_or_fail(masters[m], NULL, "HGET edgekv:i:{%s}:k v", sids[m]);
+        /* where its bucket's slot says, under the documented key */
+        snprintf(rkey, sizeof(rkey), "edgekv:i:{%s}:%s",
+                 ekv_test_tag(tag, sizeof(tag), sid, keys[m], EKV_TEST_SHARDS), keys[m]);
+        v = ekv_test_cmd_port_or_fail(masters[m], NULL, "HGET %s v", rkey);
         ck_assert_str_eq(v, want);
         free(v);
-        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys", sids[m]);
-        j = apic_get_json(p->port, path, NULL, 200);
-        ck_assert_uint_eq(json_array_size(json_object_get(j, "data")), 1);
-        json_decref(j);
     }
+    /* the listing merges the buckets of every master, in key order, page by page */
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys", sid);
+    j = apic_get_json(p->port, path, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "data")), 3);
+    for (int m = 0; m < 3; m++)
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "data"), (size_t)m)),
+                         keys[m]); /* a-N < b-N < c-N */
+    json_decref(j);
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys?limit=2", sid);
+    j = apic_get_json(p->port, path, NULL, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "data")), 2);
+    {
+        const char *cursor = json_string_value(
+            json_object_get(json_object_get(j, "meta"), "next_cursor"));
+        json_t *j2;
+
+        ck_assert_ptr_nonnull(cursor);
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys?limit=2&cursor=%s", sid,
+                 cursor);
+        j2 = apic_get_json(p->port, path, NULL, 200);
+        ck_assert_uint_eq(json_array_size(json_object_get(j2, "data")), 1);
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j2, "data"), 0)),
+                         keys[2]);
+        json_decref(j2);
+    }
+    json_decref(j);
     /* the registry: names, links, the edge path */
     {
         char form[128];
         struct got g;
-        snprintf(form, sizeof(form), "name=alias&resource_id=%s", sids[1]);
+        snprintf(form, sizeof(form), "name=alias&resource_id=%s", sid);
         ck_assert_int_eq(apic_status(p->port, "POST", "/service/svc/version/1/resource",
                                      "Content-Type: application/x-www-form-urlencoded\r\n",
                                      form),
                          200);
-        get(p->port, "/kv/alias/k", &g);
+        snprintf(path, sizeof(path), "/kv/alias/%s", keys[1]);
+        get(p->port, path, &g);
         ck_assert_int_eq(g.status, 200);
         ck_assert_str_eq(g.body, "v1");
     }
-    /* deletes: an item, a store that is not empty, then empty */
-    item_path(path, sizeof(path), sids[2], "k");
+    /* deletes: items, a store that is not empty (whatever master its last item is on), then
+     * empty; and a store that never held anything */
+    apic_create_store(p->port, NULL, "spread-2", other);
+    for (int m = 0; m < 3; m++) {
+        snprintf(path, sizeof(path), "/resources/stores/kv/%s", sid);
+        ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 409);
+        item_path(path, sizeof(path), sid, keys[m]);
+        ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 204);
+        ck_assert_int_eq(apic_status(p->port, "GET", path, NULL, NULL), 404);
+    }
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s", sid);
     ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 204);
     ck_assert_int_eq(apic_status(p->port, "GET", path, NULL, NULL), 404);
-    snprintf(path, sizeof(path), "/resources/stores/kv/%s", sids[0]);
-    ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 409);
-    snprintf(path, sizeof(path), "/resources/stores/kv/%s", sids[2]);
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/%s", sid, keys[0]);
+    ck_assert_int_eq(apic_status(p->port, "PUT", path, NULL, "late"), 404);
+    /* nothing of it is left on any master */
+    for (int i = 0; i < EKV_TEST_CLUSTER_NODES; i++) {
+        char pattern[64], *v;
+        snprintf(pattern, sizeof(pattern), "edgekv:*%s*", sid);
+        v = ekv_test_cmd_port_or_fail(cluster->port[i], NULL, "KEYS %s", pattern);
+        ck_assert_msg(strcmp(v, "") == 0, "node %d still holds %s", i, v);
+        free(v);
+    }
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s", other);
     ck_assert_int_eq(apic_status(p->port, "DELETE", path, NULL, NULL), 204);
-    ck_assert_int_eq(apic_status(p->port, "GET", path, NULL, NULL), 404);
     stop_pop(p);
 }
 END_TEST
@@ -219,7 +268,12 @@ START_TEST(test_two_pops_coherent)
     ck_assert_str_eq(g.body, "v2");
     warm(b->port, path, "v2");
     /* a write from outside edgekv, on the master */
-    free(ekv_test_cmd_port_or_fail(owner, NULL, "HSET edgekv:i:{%s}:k v foreign", sid));
+    {
+        char tag[64], rkey[128];
+        snprintf(rkey, sizeof(rkey), "edgekv:i:{%s}:k",
+                 ekv_test_tag(tag, sizeof(tag), sid, "k", EKV_TEST_SHARDS));
+        free(ekv_test_cmd_port_or_fail(owner, NULL, "HSET %s v foreign", rkey));
+    }
     until_not(a->port, path, "v2", 2000, &g);
     ck_assert_str_eq(g.body, "foreign");
     until_not(b->port, path, "v2", 2000, &g);
@@ -234,15 +288,15 @@ END_TEST
 START_TEST(test_flushall_one_master)
 {
     struct ekv_test_proc *p = start_pop();
-    char s1[32], s2[32], p1[160], p2[160];
-    unsigned short m1, m2;
+    char sid[32], k2[32], p1[160], p2[160];
+    unsigned short m1;
     struct got g;
 
-    apic_create_store(p->port, NULL, "flush-1", s1);
-    m1 = master_of_store(s1);
-    m2 = store_elsewhere(p->port, "flush-2", &m1, 1, s2);
-    item_path(p1, sizeof(p1), s1, "k");
-    item_path(p2, sizeof(p2), s2, "k");
+    apic_create_store(p->port, NULL, "flush", sid);
+    m1 = master_of_item(sid, "k");
+    (void)key_elsewhere(sid, "k", &m1, 1, k2, sizeof(k2));
+    item_path(p1, sizeof(p1), sid, "k");
+    item_path(p2, sizeof(p2), sid, k2);
     ck_assert_int_eq(apic_status(p->port, "PUT", p1, NULL, "one"), 200);
     ck_assert_int_eq(apic_status(p->port, "PUT", p2, NULL, "two"), 200);
     warm(p->port, p1, "one");
@@ -254,7 +308,6 @@ START_TEST(test_flushall_one_master)
     ck_assert_int_eq(g.status, 200);
     ck_assert_str_eq(g.body, "two");
     ck_assert_msg(g.hit, "the other master's slots stopped hitting");
-    (void)m2;
     stop_pop(p);
 }
 END_TEST
@@ -270,7 +323,10 @@ START_TEST(test_forced_move_not_served)
     struct got g;
 
     apic_create_store(p->port, NULL, "forced", sid);
-    snprintf(tag, sizeof(tag), "{%s}", sid);
+    {
+        char t[64];
+        snprintf(tag, sizeof(tag), "{%s}", ekv_test_tag(t, sizeof(t), sid, "k", EKV_TEST_SHARDS));
+    }
     slot = ekv_test_cluster_keyslot(cluster, tag);
     from = ekv_test_cluster_master_of_slot(cluster, slot);
     item_path(path, sizeof(path), sid, "k");

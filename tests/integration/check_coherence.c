@@ -584,7 +584,7 @@ START_TEST(test_foreign_writes)
 {
     struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
     const char *src = getenv("EKV_SRCDIR");
-    char sid[32], path[256], item[256], index[128], counter[128], file[512], *script, *reply;
+    char sid[32], path[256], item[256], index[128], counter[128], tag[64], file[512], *script, *reply;
     unsigned long long gen;
 
     ck_assert_msg(src != NULL && src[0] != '\0', "EKV_SRCDIR is not set");
@@ -593,9 +593,10 @@ START_TEST(test_foreign_writes)
     ck_assert_msg(script != NULL, "cannot read %s", file);
     apic_create_store(a.port, NULL, "foreign", sid);
     item_path(path, sizeof(path), sid, "k");
-    snprintf(item, sizeof(item), "edgekv:i:{%s}:k", sid);
-    snprintf(index, sizeof(index), "edgekv:x:{%s}", sid);
-    snprintf(counter, sizeof(counter), "edgekv:g:{%s}", sid);
+    ekv_test_tag(tag, sizeof(tag), sid, "k", EKV_TEST_SHARDS);
+    snprintf(item, sizeof(item), "edgekv:i:{%s}:k", tag);
+    snprintf(index, sizeof(index), "edgekv:x:{%s}", tag);
+    snprintf(counter, sizeof(counter), "edgekv:g:{%s}", tag);
     ck_assert_int_eq(hwrite(&a, path, "v1"), 200);
     warm(&a, path, "v1");
     warm(&b, path, "v1");
@@ -658,9 +659,17 @@ START_TEST(test_flush_commands)
     warm(&a, p1, "old");
     warm(&b, p1, "old");
     free(ekv_test_redis_cmd(redis, "FLUSHDB"));
-    snprintf(item, sizeof(item), "edgekv:g:{%s}", sid);
-    free(ekv_test_redis_cmd(redis, "SET %s 10", item));
-    snprintf(item, sizeof(item), "edgekv:i:{%s}:k1", sid);
+    {
+        char tag[64], rec[96];
+
+        /* FLUSHDB took the store's record too: written back, with its buckets */
+        snprintf(rec, sizeof(rec), "edgekv:s:{registry}:%s", sid);
+        free(ekv_test_redis_cmd(redis, "HSET %s name flushnew shards %d", rec, EKV_TEST_SHARDS));
+        ekv_test_tag(tag, sizeof(tag), sid, "k1", EKV_TEST_SHARDS);
+        snprintf(item, sizeof(item), "edgekv:g:{%s}", tag);
+        free(ekv_test_redis_cmd(redis, "SET %s 10", item));
+        snprintf(item, sizeof(item), "edgekv:i:{%s}:k1", tag);
+    }
     free(ekv_test_redis_cmd(redis, "HSET %s v new g 11 t 0", item));
     both_answer(&a, &b, p1, "new", 11);
     hc_close(&a);
@@ -1295,7 +1304,11 @@ START_TEST(test_soak)
     for (unsigned k = 0; k < SOAK_KEYS; k++) {
         char item[300], *last;
 
-        snprintf(item, sizeof(item), "edgekv:i:{%s}:key%u", sid, k);
+        char kname[16], tag[64];
+
+        snprintf(kname, sizeof(kname), "key%u", k);
+        snprintf(item, sizeof(item), "edgekv:i:{%s}:%s",
+                 ekv_test_tag(tag, sizeof(tag), sid, kname, EKV_TEST_SHARDS), kname);
         last = ekv_test_redis_cmd(redis, "HGET %s v", item);
         for (int p = 0; p < 2; p++) {
             struct rd r;

@@ -328,7 +328,11 @@ START_TEST(test_acknowledged_writes_survive_kill_9)
     ekv_test_resp_free(&r);
 
     /* the TTL is still about ten days away */
-    snprintf(path, sizeof(path), "edgekv:i:{%s}:with-ttl", sid);
+    {
+        char tag[64];
+        snprintf(path, sizeof(path), "edgekv:i:{%s}:with-ttl",
+                 ekv_test_tag(tag, sizeof(tag), sid, "with-ttl", EKV_TEST_SHARDS));
+    }
     s = ekv_test_redis_cmd(origin_redis(&o), "PTTL %s", path);
     pttl = atoll(s);
     free(s);

@@ -130,7 +130,11 @@ static long evalsha_calls(unsigned short node)
 /* The value field of item @key of store @sid, read on the data node @node ("(nil)": none). */
 static char *node_value(unsigned short node, const char *sid, const char *key)
 {
-    return ekv_test_cmd_port_or_fail(node, DATA_PW, "HGET edgekv:i:{%s}:%s v", sid, key);
+    char tag[64];
+
+    return ekv_test_cmd_port_or_fail(node, DATA_PW, "HGET edgekv:i:{%s}:%s v",
+                                     ekv_test_tag(tag, sizeof(tag), sid, key, EKV_TEST_SHARDS),
+                                     key);
 }
 
 /* GET @path answers @want; with @hit, one of the next few GETs is a hit (the write's own
@@ -191,7 +195,11 @@ START_TEST(test_api_over_sentinel)
         ekv_test_sleep_ms(20);
     }
     /* a foreign write on the master reaches the cache through the invalidation link */
-    v = ekv_test_cmd_port_or_fail(master, DATA_PW, "HSET edgekv:i:{%s}:k v v2", sid);
+    {
+        char tag[64];
+        v = ekv_test_cmd_port_or_fail(master, DATA_PW, "HSET edgekv:i:{%s}:k v v2",
+                                      ekv_test_tag(tag, sizeof(tag), sid, "k", EKV_TEST_SHARDS));
+    }
     free(v);
     for (int i = 0;; i++) {
         struct ekv_test_resp r = {0};

@@ -177,6 +177,7 @@ static void assert_defaults(const struct ekv_conf *c)
     ck_assert_uint_eq(c->origin_timeout_ms, 1000);
     ck_assert_uint_eq(c->value_max_bytes, 25 * MB);
     ck_assert_uint_eq(c->max_stores, 50);
+    ck_assert_uint_eq(c->store_shards, 16);
     ck_assert_ptr_null(c->service_id);
     ck_assert_uint_eq(c->api_tokens.count, 0);
     ck_assert_uint_eq(c->read_tokens.count, 0);
@@ -208,6 +209,7 @@ static const char *const every[][2] = {
     {"origin-timeout", "250ms"},
     {"value-max-bytes", "1m"},
     {"max-stores", "1000"},
+    {"store-shards", "64"},
     {"service-id", "SU1Z0isxPaozGVKXdv0eY"},
     {"api-token", "tok-a"},
     {"read-token", "tok-r"},
@@ -261,6 +263,7 @@ static void assert_every(const struct ekv_conf *c)
     ck_assert_uint_eq(c->origin_timeout_ms, 250);
     ck_assert_uint_eq(c->value_max_bytes, MB);
     ck_assert_uint_eq(c->max_stores, 1000);
+    ck_assert_uint_eq(c->store_shards, 64);
     ck_assert_str_eq(c->service_id, "SU1Z0isxPaozGVKXdv0eY");
     ck_assert_uint_eq(c->api_tokens.count, 1);
     ck_assert_str_eq(c->api_tokens.items[0], "tok-a");
@@ -501,6 +504,8 @@ START_TEST(test_bad_numbers)
     load_fails("max-connections 1000001\n", 1,
                "max-connections: \"1000001\" is out of range (1..1000000)");
     load_fails("max-stores 0\n", 1, "max-stores: \"0\" is out of range (1..1000000)");
+    load_fails("store-shards 0\n", 1, "store-shards: \"0\" is out of range (1..1024)");
+    load_fails("store-shards 1025\n", 1, "store-shards: \"1025\" is out of range (1..1024)");
 }
 END_TEST
 

@@ -301,9 +301,9 @@ START_TEST(test_codes)
         {EKV_KS_SCRIPT_STORE_DELETE, "*1\r\n:1\r\n", EKV_KS_NO_STORE},
         {EKV_KS_SCRIPT_STORE_DELETE, "*1\r\n:7\r\n", EKV_KS_ORIGIN_PROTOCOL},
         {EKV_KS_SCRIPT_STORE_DELETE, "*1\r\n:5\r\n", EKV_KS_ORIGIN_PROTOCOL},
-        {EKV_KS_SCRIPT_STORE_PURGE, "*1\r\n:0\r\n", EKV_KS_OK},
-        {EKV_KS_SCRIPT_STORE_PURGE, "*1\r\n:7\r\n", EKV_KS_NOT_EMPTY},
-        {EKV_KS_SCRIPT_STORE_PURGE, "*1\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},
+        {EKV_KS_SCRIPT_STORE_BUCKET, "*1\r\n:0\r\n", EKV_KS_OK},
+        {EKV_KS_SCRIPT_STORE_BUCKET, "*1\r\n:7\r\n", EKV_KS_NOT_EMPTY},
+        {EKV_KS_SCRIPT_STORE_BUCKET, "*1\r\n:1\r\n", EKV_KS_ORIGIN_PROTOCOL},
         {EKV_KS_SCRIPT_STORE_DELETE, ":0\r\n", EKV_KS_ORIGIN_PROTOCOL},
         {EKV_KS_SCRIPT_STORE_DELETE, "*-1\r\n", EKV_KS_ORIGIN_PROTOCOL},
     };
@@ -712,8 +712,8 @@ START_TEST(test_layout)
     ck_assert(!ekv_keyspace_connected(ks));
 
     /* cache key <-> Redis key */
-    len = ekv_keyspace_cache_key(out, "sid1", 4, "a:{b}:c", 7);
-    ck_assert_uint_eq(len, 4 + 7 + EKV_KS_CACHE_KEY_OVERHEAD);
+    len = ekv_keyspace_cache_key(out, "sid1", 4, 1, "a:{b}:c", 7); /* one bucket: {<sid>} */
+    ck_assert_uint_eq(len, 4 + 7 + 3);
     ck_assert(memcmp(out, "{sid1}:a:{b}:c", len) == 0);
     ekv_ks_key_init(&k, ks, "i:{", "sid1", 4, "}:", "a:{b}:c", 7);
     ck_assert_str_eq(k.p, "edgekv:i:{sid1}:a:{b}:c");
@@ -735,6 +735,121 @@ START_TEST(test_layout)
                      EKV_KS_TRACKED_NAMES);
     ekv_keyspace_free(ks);
     ekv_keyspace_free(NULL);
+}
+END_TEST
+
+/* A store's buckets: b = CRC16(key) mod shards, the tag {<sid>:<b>} (one bucket: {<sid>}).
+ * CRC16("123456789") = 0x31c3 (12739): the check value of CRC16-XMODEM, and what CLUSTER KEYSLOT
+ * answers for that key. */
+START_TEST(test_buckets)
+{
+    char out[64], tag[64];
+    size_t len;
+
+    ck_assert_uint_eq(ekv_origin_crc16("123456789", 9), 0x31c3);
+    ck_assert_uint_eq(ekv_keyspace_bucket("123456789", 9, 1), 0);
+    ck_assert_uint_eq(ekv_keyspace_bucket("123456789", 9, 16), 12739 % 16);
+    ck_assert_uint_eq(ekv_keyspace_bucket("123456789", 9, 1000), 739);
+    ck_assert_uint_eq(ekv_keyspace_bucket("123456789", 9, 1024), 12739 % 1024);
+    ck_assert_uint_eq(ekv_keyspace_bucket("", 0, 16), 0); /* CRC16 of nothing is 0 */
+
+    len = ekv_keyspace_cache_key(out, "sid1", 4, 16, "123456789", 9);
+    ck_assert_uint_eq(len, strlen("{sid1:3}:123456789"));
+    ck_assert(memcmp(out, "{sid1:3}:123456789", len) == 0);
+    len = ekv_keyspace_cache_key(out, "sid1", 4, 1000, "123456789", 9);
+    ck_assert(memcmp(out, "{sid1:739}:123456789", len) == 0);
+    /* the longest: 4 digits */
+    len = ekv_keyspace_cache_key(out, "s", 1, 1024, "123456789", 9);
+    ck_assert_uint_le(len, 1 + 9 + EKV_KS_CACHE_KEY_OVERHEAD);
+    ck_assert(memcmp(out, "{s:451}:", 8) == 0);
+
+    /* the item's slot is its bucket's tag's */
+    ck_assert_uint_eq(ekv_keyspace_item_slot("sid1", 4, 16, "123456789", 9),
+                      ekv_origin_keyslot("sid1:3", 6));
+    ck_assert_uint_eq(ekv_keyspace_item_slot("sid1", 4, 1, "123456789", 9),
+                      ekv_origin_keyslot("sid1", 4));
+    len = ekv_ks_tag(tag, "sid1", 4, 16, 15);
+    ck_assert(len == 7 && memcmp(tag, "sid1:15", 7) == 0);
+    len = ekv_ks_tag(tag, "sid1", 4, 16, 0);
+    ck_assert(len == 6 && memcmp(tag, "sid1:0", 6) == 0);
+
+    /* 16 buckets are all used by a few hundred keys */
+    {
+        bool seen[16] = {false};
+        unsigned n = 0;
+        char key[16];
+
+        for (unsigned i = 0; i < 200; i++) {
+            snprintf(key, sizeof(key), "user:%u", i);
+            seen[ekv_keyspace_bucket(key, strlen(key), 16)] = true;
+        }
+        for (unsigned b = 0; b < 16; b++)
+            n += seen[b];
+        ck_assert_uint_eq(n, 16);
+    }
+}
+END_TEST
+
+/* What a store's record says of its buckets. */
+START_TEST(test_shards)
+{
+    static const struct {
+        const char *resp;
+        enum ekv_ks_outcome outcome;
+        unsigned shards;
+    } cases[] = {
+        {"*2\r\n$1\r\na\r\n$2\r\n16\r\n", EKV_KS_OK, 16},
+        {"*2\r\n$1\r\na\r\n$-1\r\n", EKV_KS_OK, 1},  /* made before buckets */
+        {"*2\r\n$1\r\na\r\n$4\r\n1024\r\n", EKV_KS_OK, 1024},
+        {"*2\r\n$-1\r\n$-1\r\n", EKV_KS_NO_STORE, 0},
+        {"*2\r\n$-1\r\n$2\r\n16\r\n", EKV_KS_NO_STORE, 0},
+        {"*2\r\n$1\r\na\r\n$1\r\n0\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"*2\r\n$1\r\na\r\n$4\r\n1025\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"*2\r\n$1\r\na\r\n$2\r\n-1\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"*2\r\n$1\r\na\r\n$3\r\nsix\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"*2\r\n$1\r\na\r\n:16\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"*1\r\n$1\r\na\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"$-1\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+        {"*3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\n1\r\n", EKV_KS_ORIGIN_PROTOCOL, 0},
+    };
+
+    for (size_t i = 0; i < EKV_ARRAY_LEN(cases); i++) {
+        struct ekv_ks_result res;
+        unsigned n = 99;
+        redisReply *r = resp(cases[i].resp);
+
+        ekv_ks_decode_shards(r, &res, &n);
+        ck_assert_msg(res.outcome == cases[i].outcome, "case %zu: outcome %d", i,
+                      (int)res.outcome);
+        ck_assert_uint_eq(n, cases[i].shards);
+        freeReplyObject(r);
+    }
+}
+END_TEST
+
+/* The table of what a keyspace learned: found again, grown, and never wrong. */
+START_TEST(test_shards_table)
+{
+    struct ekv_keyspace *ks = ekv_keyspace_new(&(struct ekv_keyspace_opts){.ns = "edgekv:"});
+    char sid[32];
+
+    ck_assert_uint_eq(ekv_keyspace_store_shards(ks, "a", 1), 0);
+    for (unsigned i = 0; i < 5000; i++) {
+        snprintf(sid, sizeof(sid), "store%u", i);
+        ekv_ks_shards_learn(ks, sid, strlen(sid), 1 + i % EKV_KS_SHARDS_MAX);
+    }
+    for (unsigned i = 0; i < 5000; i++) {
+        snprintf(sid, sizeof(sid), "store%u", i);
+        ck_assert_uint_eq(ekv_keyspace_store_shards(ks, sid, strlen(sid)),
+                          1 + i % EKV_KS_SHARDS_MAX);
+    }
+    ck_assert_uint_eq(ekv_keyspace_store_shards(ks, "store", 5), 0);
+    ck_assert_uint_eq(ekv_keyspace_store_shards(ks, "store50000", 10), 0);
+    ekv_ks_shards_learn(ks, "store7", 6, 3); /* learned again: replaced, not doubled */
+    ck_assert_uint_eq(ekv_keyspace_store_shards(ks, "store7", 6), 3);
+    ekv_ks_shards_learn(ks, "x", 1, 0); /* not a count of buckets: ignored */
+    ck_assert_uint_eq(ekv_keyspace_store_shards(ks, "x", 1), 0);
+    ekv_keyspace_free(ks);
 }
 END_TEST
 
@@ -783,6 +898,7 @@ int main(void)
     tcase_add_test(dec, test_item_ok);
     tcase_add_test(dec, test_item_malformed);
     tcase_add_test(dec, test_exists);
+    tcase_add_test(dec, test_shards);
     tcase_add_test(dec, test_put);
     tcase_add_test(dec, test_codes);
     tcase_add_test(dec, test_key_list);
@@ -794,6 +910,8 @@ int main(void)
     tcase_add_test(lay, test_script_codes);
     tcase_add_test(lay, test_layout);
     tcase_add_test(lay, test_long_keys);
+    tcase_add_test(lay, test_buckets);
+    tcase_add_test(lay, test_shards_table);
     tcase_add_test(lay, test_scripts_table);
     suite_add_tcase(s, lay);
     return ekv_test_run_suite(s);

@@ -1,5 +1,5 @@
--- store_delete: the second half of a store's deletion (after store_purge emptied its slot):
--- its record and its name leave the registry.
+-- store_delete: the store's record and its name leave the registry (once store_bucket.lua has
+-- sealed its buckets).
 -- KEYS[1] <ns>stores:{registry}  KEYS[2] <ns>s:{registry}:<sid>  ARGV[1] sid
 -- -> {OK} | {NO_STORE}
 -- Replies start with a domain code (src/keyspace/keyspace_int.h, enum ekv_ks_code).
