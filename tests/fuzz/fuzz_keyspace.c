@@ -69,7 +69,7 @@ static void decode_all(const redisReply *r)
 {
     static const enum ekv_ks_script code_scripts[] = {
         EKV_KS_SCRIPT_ITEM_DELETE, EKV_KS_SCRIPT_STORE_CREATE, EKV_KS_SCRIPT_STORE_RENAME,
-        EKV_KS_SCRIPT_STORE_DELETE};
+        EKV_KS_SCRIPT_STORE_DELETE, EKV_KS_SCRIPT_STORE_BUCKET};
     static const enum ekv_ks_script link_scripts[] = {
         EKV_KS_SCRIPT_LINK_CREATE, EKV_KS_SCRIPT_LINK_UPDATE, EKV_KS_SCRIPT_LINK_DELETE,
         EKV_KS_SCRIPT_COUNT};
@@ -143,6 +143,13 @@ static void decode_all(const redisReply *r)
         }
     }
     ekv_ks_decode_exists(r, false, &res);
+    {
+        unsigned shards;
+
+        ekv_ks_decode_shards(r, &res, &shards);
+        if (res.outcome == EKV_KS_OK && (shards < 1 || shards > EKV_KS_SHARDS_MAX))
+            __builtin_trap(); /* never a count of buckets edgekv does not write */
+    }
     check_result(&res);
     {
         struct ekv_ks_str sid;
