@@ -3,7 +3,8 @@
 #   contrib/quickstart.sh        install packages, build, run a private Redis and edgekv on
 #                                127.0.0.1:8080 in the foreground; Ctrl-C stops both
 #   contrib/quickstart.sh test   install packages, build and run the whole test suite
-#                                (gcc -Werror build, valgrind, ASan+UBSan build, distcheck)
+#                                (gcc -Werror build, valgrind, clang ASan+UBSan build with
+#                                the fuzz targets, distcheck)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,9 +13,10 @@ cd "$top"
 # What the build, the tests and the quick start need (all Debian 12 packages).
 PACKAGES=(build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
           libjansson-dev libssl-dev openssl check node-llhttp redis-server redis-tools curl
-          prometheus valgrind groff-base jq)  # prometheus: promtool, which checks /metrics in
-                                          # make check; groff-base: the manual's test; jq: the
-                                          # dashboard's
+          prometheus valgrind groff-base jq clang libclang-rt-14-dev)
+          # prometheus: promtool, which checks /metrics in make check; groff-base: the manual's
+          # test; jq: the dashboard's; clang, libclang-rt-14-dev: the sanitizer build with the
+          # libFuzzer targets
 QS_REDIS_PORT=${EDGEKV_QS_REDIS_PORT:-6390}   # not 6379: Debian's own redis may be there
 JOBS=${JOBS:-$(nproc)}
 
@@ -65,8 +67,8 @@ run_tests() {
     make -C build/check -s -j"$JOBS" check || status=1
     echo "==> valgrind: make check-valgrind"
     make -C build/check -s check-valgrind || status=1
-    echo "==> ASan+UBSan build: make check"
-    build build/sanitize --enable-werror --enable-tests --enable-sanitizers CFLAGS="-O1 -g"
+    echo "==> ASan+UBSan build (clang, with the fuzz targets): make check"
+    build build/sanitize CC=clang --enable-werror --enable-tests --enable-fuzzing CFLAGS="-O1 -g"
     make -C build/sanitize -s -j"$JOBS" check || status=1
     echo "==> make distcheck"
     # the whole suite ran twice above: the tarball's check runs the suites that prove it complete
