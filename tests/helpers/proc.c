@@ -687,11 +687,74 @@ char *ekv_test_redis_cmd(struct ekv_test_redis *r, const char *fmt, ...)
     return out;
 }
 
+/* A durable redis-server for @r (its socket and data directory set), its log directory of its
+ * own: NULL if it could not be spawned. */
+static struct ekv_test_proc *durable_spawn(struct ekv_test_redis *r)
+{
+    const char *bin = ekv_test_redis_binary(), *src = getenv("EKV_SRCDIR");
+    char conf[512], logdir[200];
+    const char *argv[] = {bin, conf,
+                          /* the test's own socket and data directory, no TCP port */
+                          "--port", "0", "--unixsocket", r->sock, "--unixsocketperm", "700",
+                          "--dir", r->data, "--daemonize", "no", "--logfile", "",
+                          /* the durable setting the README recommends; only the AOF counts */
+                          "--appendfsync", "always", "--save", "", NULL};
+
+    snprintf(conf, sizeof(conf), "%s/conf/redis-origin.conf", src != NULL ? src : ".");
+    ekv_test_mkdtemp("redis-log", logdir, sizeof(logdir));
+    return ekv_test_spawn(bin, argv, logdir);
+}
+
+static bool durable_wait(struct ekv_test_redis *r)
+{
+    uint64_t end = ekv_test_now_ms() + 2 * START_TIMEOUT_MS; /* loading its AOF */
+
+    while (!redis_pings(r, 0)) {
+        if (!ekv_test_proc_alive(r->proc) || ekv_test_now_ms() >= end)
+            return false;
+        ekv_test_sleep_ms(POLL_MS);
+    }
+    return true;
+}
+
+struct ekv_test_redis *ekv_test_redis_start_durable(void)
+{
+    struct ekv_test_redis *r;
+
+    if (ekv_test_redis_binary() == NULL)
+        ekv_test_skip_or_fail("REDIS_SERVER is not set to an executable redis-server");
+    r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    ekv_test_mkdtemp("redis-data", r->data, sizeof(r->data));
+    ck_assert_msg(snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->data) < 100,
+                  "socket path too long (set a shorter TMPDIR): %s", r->sock);
+    snprintf(r->origin, sizeof(r->origin), "unix://%s", r->sock);
+    r->proc = durable_spawn(r);
+    if (!durable_wait(r)) {
+        char *log = ekv_test_proc_log(r->proc);
+        ck_abort_msg("redis-server did not start:\n%s", log);
+    }
+    return r;
+}
+
+bool ekv_test_redis_crash(struct ekv_test_redis *r)
+{
+    if (r->proc != NULL) {
+        (void)ekv_test_proc_signal(r->proc, SIGKILL);
+        (void)ekv_test_proc_wait(r->proc, START_TIMEOUT_MS);
+        ekv_test_proc_free(r->proc); /* its log directory; the data stays */
+    }
+    r->proc = durable_spawn(r);
+    return r->proc != NULL && durable_wait(r);
+}
+
 void ekv_test_redis_stop(struct ekv_test_redis *r)
 {
     if (r == NULL)
         return;
     ekv_test_proc_free(r->proc);
+    if (r->data[0] != '\0')
+        ekv_test_rm_rf(r->data);
     free(r);
 }
 

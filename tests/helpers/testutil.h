@@ -148,7 +148,21 @@ struct ekv_test_redis {
     char sock[240];      /* DIR/redis.sock */
     char origin[260];    /* "unix://DIR/redis.sock": edgekv's --origin */
     unsigned short port; /* the TCP port (ekv_test_redis_start_tcp), else 0 */
+    char data[200];      /* ekv_test_redis_start_durable(): the data directory, else "" */
 };
+
+/**
+ * Starts $REDIS_SERVER as the README deploys it: conf/redis-origin.conf of the source tree
+ * ($EKV_SRCDIR; AOF on) with `appendfsync always` and no RDB snapshots, on a unix socket, its
+ * AOF in r->data, which outlives the process (ekv_test_redis_crash()) and goes with
+ * ekv_test_redis_stop().
+ */
+struct ekv_test_redis *ekv_test_redis_start_durable(void);
+
+/** Kills a durable redis-server (SIGKILL: no shutdown, no last fsync), starts it again on the
+ * same socket and data, and waits until it has loaded its AOF and answers PING (at most 10 s;
+ * false if it did not: never fails the test, so any thread may call it). */
+bool ekv_test_redis_crash(struct ekv_test_redis *r);
 
 /** As ekv_test_redis_start_tcp(), but the TCP port (r->port) speaks TLS only, with the
  * NULL-terminated redis-server options @tls ("--tls-cert-file", FILE, ...). The unix socket

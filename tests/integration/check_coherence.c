@@ -32,6 +32,7 @@
 #include <hiredis/hiredis.h>
 
 #include "apic.h"
+#include "hc.h"
 #include "testutil.h"
 
 #define TCASE_TIMEOUT 60
@@ -73,12 +74,6 @@ static unsigned env_unsigned(const char *name, unsigned dflt)
 
 /* ---------------------------------------------------------------- a keep-alive client */
 
-/* One keep-alive connection to a POP; usable from any thread (never fails the test itself). */
-struct hc {
-    unsigned short port;
-    struct ekv_test_conn *c;
-};
-
 /* What a read answered. */
 struct rd {
     int status;          /* -1: no valid response */
@@ -90,38 +85,7 @@ struct rd {
     char cs[96];         /* Cache-Status */
 };
 
-/* Sends @req and reads the answer, on the kept connection or (once) a new one. */
-static int hc_do(struct hc *h, const char *req, size_t len, unsigned flags,
-                 struct ekv_test_resp *r)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (h->c == NULL && ekv_test_try_connect(h->port, &h->c) != 0) {
-            h->c = NULL;
-            return -1;
-        }
-        if (ekv_test_send(h->c, req, len) == 0 &&
-            ekv_test_read_final(h->c, r, flags) == EKV_TEST_OK) {
-            const char *conn = ekv_test_resp_header(r, "Connection");
-            if (conn != NULL && strcasecmp(conn, "close") == 0) {
-                ekv_test_close(h->c);
-                h->c = NULL;
-            }
-            return 0;
-        }
-        ekv_test_resp_free(r);
-        ekv_test_close(h->c);
-        h->c = NULL;
-    }
-    return -1;
-}
-
-static void hc_close(struct hc *h)
-{
-    ekv_test_close(h->c);
-    h->c = NULL;
-}
-
-static void hget(struct hc *h, const char *path, struct rd *out)
+static void hget(struct ekv_hc *h, const char *path, struct rd *out)
 {
     char req[512];
     int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
@@ -130,7 +94,7 @@ static void hget(struct hc *h, const char *path, struct rd *out)
 
     memset(out, 0, sizeof(*out));
     out->status = -1;
-    if (hc_do(h, req, (size_t)n, 0, &r) != 0)
+    if (ekv_hc_do(h, req, (size_t)n, 0, &r) != 0)
         return;
     out->status = r.status;
     out->body_len = r.body_len < sizeof(out->body) - 1 ? r.body_len : sizeof(out->body) - 1;
@@ -147,7 +111,7 @@ static void hget(struct hc *h, const char *path, struct rd *out)
 }
 
 /* PUT @val (or DELETE if NULL); returns the status, -1 if there was no valid response. */
-static int hwrite(struct hc *h, const char *path, const char *val)
+static int hwrite(struct ekv_hc *h, const char *path, const char *val)
 {
     char req[1024];
     int n = val != NULL ? snprintf(req, sizeof(req),
@@ -157,7 +121,7 @@ static int hwrite(struct hc *h, const char *path, const char *val)
     struct ekv_test_resp r = {0};
     int status;
 
-    if (hc_do(h, req, (size_t)n, 0, &r) != 0)
+    if (ekv_hc_do(h, req, (size_t)n, 0, &r) != 0)
         return -1;
     status = r.status;
     ekv_test_resp_free(&r);
@@ -178,7 +142,7 @@ static const char *show(const char *want)
 }
 
 /* Reads until a fresh hit that answers @want: the POP has it cached. */
-static void warm(struct hc *h, const char *path, const char *want)
+static void warm(struct ekv_hc *h, const char *path, const char *want)
 {
     uint64_t end = ekv_test_now_ms() + WAIT_MS;
     struct rd r;
@@ -196,7 +160,7 @@ static void warm(struct hc *h, const char *path, const char *want)
 
 /* Reads as fast as it can until the answer is @want; fails after @ms. Returns the time from
  * the call to the end of the first read that answered @want (µs); *@last gets that read. */
-static uint64_t poll_until(struct hc *h, const char *path, const char *want, unsigned ms,
+static uint64_t poll_until(struct ekv_hc *h, const char *path, const char *want, unsigned ms,
                            struct rd *last)
 {
     uint64_t t0 = now_us();
@@ -327,7 +291,7 @@ static void kill_own(void)
 
 START_TEST(test_write_a_read_b)
 {
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     char sid[32], path[256];
     struct rd r;
     uint64_t lat;
@@ -370,8 +334,8 @@ START_TEST(test_write_a_read_b)
     warm(&b, path, NULL);
     ck_assert_int_eq(hwrite(&a, path, "v3"), 200);
     poll_until(&b, path, "v3", BOUND_MS, NULL);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -395,7 +359,7 @@ START_TEST(test_propagation_latency)
 {
     unsigned n = env_unsigned("EKV_PROPAGATION_WRITES", PROPAGATION_WRITES);
     uint64_t *to_end = calloc(n, sizeof(*to_end)), *to_start = calloc(n, sizeof(*to_start));
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     char sid[32], path[256], prev[32] = "p0", val[32];
     unsigned first_read_new = 0, stale_reads = 0, max_stale = 0;
 
@@ -444,8 +408,8 @@ START_TEST(test_propagation_latency)
             first_read_new, n, stale_reads, max_stale);
     free(to_end);
     free(to_start);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -454,7 +418,7 @@ START_TEST(test_batch_write)
 {
     static const char body[] = "{\"key\":\"b1\",\"value\":\"bmV3MQ==\"}\n"  /* new1 */
                                "{\"key\":\"b2\",\"value\":\"bmV3Mg==\"}\n"; /* new2 */
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     char sid[32], p1[256], p2[256], bpath[256];
     struct ekv_test_resp resp = {0};
     struct rd r;
@@ -479,8 +443,8 @@ START_TEST(test_batch_write)
     ck_assert_msg(answers(&r, "new2"), "A after its batch: %d '%s' (%s)", r.status, r.body, r.cs);
     poll_until(&b, p1, "new1", BOUND_MS, NULL);
     poll_until(&b, p2, "new2", BOUND_MS, NULL);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -488,7 +452,7 @@ END_TEST
  * name to another store (rename, then a new store of that name). B follows within the bound. */
 START_TEST(test_edge_name_moves)
 {
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     char sid1[32], sid2[32], p1[256], p2[256], store[256];
     struct ekv_test_resp resp = {0};
 
@@ -513,8 +477,8 @@ START_TEST(test_edge_name_moves)
     /* and a write through the name at A reaches B's cached copy */
     ck_assert_int_eq(hwrite(&a, "/kv/alpha/k", "by-name"), 200);
     poll_until(&b, "/kv/alpha/k", "by-name", BOUND_MS, NULL);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -523,7 +487,7 @@ END_TEST
  * TTL, so "ack + TTL" is past the expiry (plus a few ms: the clocks count whole milliseconds). */
 START_TEST(test_ttl_everywhere)
 {
-    struct hc h[2] = {{pop_a->port, NULL}, {pop_b->port, NULL}};
+    struct ekv_hc h[2] = {{pop_a->port, NULL, NULL}, {pop_b->port, NULL, NULL}};
     char sid[32], path[256], req[512];
     struct ekv_test_resp resp = {0};
     uint64_t ack, t0;
@@ -536,7 +500,7 @@ START_TEST(test_ttl_everywhere)
                  "PUT %s HTTP/1.1\r\nHost: t\r\ntime_to_live_sec: 1\r\nContent-Length: 3\r\n\r\n"
                  "ttl",
                  path);
-    ck_assert_int_eq(hc_do(&h[0], req, (size_t)n, 0, &resp), 0);
+    ck_assert_int_eq(ekv_hc_do(&h[0], req, (size_t)n, 0, &resp), 0);
     ck_assert_int_eq(resp.status, 200);
     ekv_test_resp_free(&resp);
     ack = now_us();
@@ -560,14 +524,14 @@ START_TEST(test_ttl_everywhere)
     }
     ck_assert_uint_gt(hits, 0);
     ck_assert_uint_gt(late_reads, 0);
-    hc_close(&h[0]);
-    hc_close(&h[1]);
+    ekv_hc_close(&h[0]);
+    ekv_hc_close(&h[1]);
 }
 END_TEST
 
 /* ---------------------------------------------------------------- writes straight into Redis */
 
-static void both_answer(struct hc *a, struct hc *b, const char *path, const char *want,
+static void both_answer(struct ekv_hc *a, struct ekv_hc *b, const char *path, const char *want,
                         unsigned long long gen)
 {
     struct rd r;
@@ -582,7 +546,7 @@ static void both_answer(struct hc *a, struct hc *b, const char *path, const char
 
 START_TEST(test_foreign_writes)
 {
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     const char *src = getenv("EKV_SRCDIR");
     char sid[32], path[256], item[256], index[128], counter[128], tag[64], file[512], *script, *reply;
     unsigned long long gen;
@@ -622,8 +586,8 @@ START_TEST(test_foreign_writes)
     free(ekv_test_redis_cmd(redis, "DEL %s", item));
     both_answer(&a, &b, path, NULL, 0);
     free(script);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -631,7 +595,7 @@ END_TEST
 START_TEST(test_flush_commands)
 {
     static const char *const cmds[] = {"FLUSHDB", "FLUSHALL", "FLUSHDB ASYNC"};
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     char sid[32], name[32], p1[256], p2[256], item[256];
 
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -672,8 +636,8 @@ START_TEST(test_flush_commands)
     }
     free(ekv_test_redis_cmd(redis, "HSET %s v new g 11 t 0", item));
     both_answer(&a, &b, p1, "new", 11);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -681,7 +645,7 @@ END_TEST
 
 START_TEST(test_client_kill_pubsub)
 {
-    struct hc a = {pop_a->port, NULL}, b = {pop_b->port, NULL};
+    struct ekv_hc a = {pop_a->port, NULL, NULL}, b = {pop_b->port, NULL, NULL};
     char sid[32], path[256], *reply;
     long long losses;
     uint64_t end, ack;
@@ -743,8 +707,8 @@ START_TEST(test_client_kill_pubsub)
     poll_until(&b, path, "v4", BOUND_MS, NULL);
     fprintf(stderr, "coherence: CLIENT KILL TYPE pubsub: %u reads at B after the write, none old\n",
             reads);
-    hc_close(&a);
-    hc_close(&b);
+    ekv_hc_close(&a);
+    ekv_hc_close(&b);
 }
 END_TEST
 
@@ -763,7 +727,7 @@ START_TEST(test_sigstop_stops_hits)
     static const char *const lenient[] = {"--max-staleness", "1s", "--origin-timeout", "300ms",
                                           NULL};
     struct ekv_test_proc *pb, *pc;
-    struct hc b, c;
+    struct ekv_hc b, c;
     char sid[32], path[256];
     uint64_t t_stop, last_hit = 0, first_miss = 0, t;
     unsigned hits = 0;
@@ -772,8 +736,8 @@ START_TEST(test_sigstop_stops_hits)
     redis = ekv_test_redis_start();
     pb = start_pop(strict);
     pc = start_pop(lenient);
-    b = (struct hc){pb->port, NULL};
-    c = (struct hc){pc->port, NULL};
+    b = (struct ekv_hc){pb->port, NULL, NULL};
+    c = (struct ekv_hc){pc->port, NULL, NULL};
     apic_create_store(b.port, NULL, "stop", sid);
     item_path(path, sizeof(path), sid, "k");
     ck_assert_int_eq(hwrite(&b, path, "v1"), 200);
@@ -833,8 +797,8 @@ START_TEST(test_sigstop_stops_hits)
     fprintf(stderr, "coherence: SIGCONT: B serves hits again after %llu ms\n",
             (unsigned long long)((now_us() - t) / 1000));
     warm(&c, path, "v1");
-    hc_close(&b);
-    hc_close(&c);
+    ekv_hc_close(&b);
+    ekv_hc_close(&c);
     stop_pop(pb);
     stop_pop(pc);
     ekv_test_redis_stop(redis);
@@ -847,15 +811,15 @@ END_TEST
 START_TEST(test_restart_empty)
 {
     struct ekv_test_proc *pa, *pb;
-    struct hc h[2];
+    struct ekv_hc h[2];
     char sid[32], path[3][256], val[16];
     uint64_t end;
 
     redis = ekv_test_redis_start();
     pa = start_pop(NULL);
     pb = start_pop(NULL);
-    h[0] = (struct hc){pa->port, NULL};
-    h[1] = (struct hc){pb->port, NULL};
+    h[0] = (struct ekv_hc){pa->port, NULL, NULL};
+    h[1] = (struct ekv_hc){pb->port, NULL, NULL};
     apic_create_store(pa->port, NULL, "restart", sid);
     for (int k = 0; k < 3; k++) {
         snprintf(val, sizeof(val), "old%d", k);
@@ -893,8 +857,8 @@ START_TEST(test_restart_empty)
             ekv_test_sleep_ms(5);
         }
     }
-    hc_close(&h[0]);
-    hc_close(&h[1]);
+    ekv_hc_close(&h[0]);
+    ekv_hc_close(&h[1]);
     stop_pop(pa);
     stop_pop(pb);
     ekv_test_redis_stop(redis);
@@ -919,7 +883,7 @@ START_TEST(test_acl_least_privilege)
 {
     static const char *const extra[] = {"--max-staleness", "1s", NULL};
     struct ekv_test_proc *p;
-    struct hc h;
+    struct ekv_hc h;
     char origin[128], sid[32], path[256];
     long long losses;
     unsigned hits = 0, reads = 0;
@@ -934,7 +898,7 @@ START_TEST(test_acl_least_privilege)
     free(reply);
     snprintf(origin, sizeof(origin), "redis://edge:pw@127.0.0.1:%u", redis->port);
     p = start_pop_on(origin, extra);
-    h = (struct hc){p->port, NULL};
+    h = (struct ekv_hc){p->port, NULL, NULL};
     apic_create_store(p->port, NULL, "acl", sid);
     item_path(path, sizeof(path), sid, "k");
     ck_assert_int_eq(hwrite(&h, path, "v"), 200);
@@ -962,7 +926,7 @@ START_TEST(test_acl_least_privilege)
                   "the invalidation link was lost %lld times in 3 s (heartbeats refused?)",
                   metric(p->port, LINK_LOSSES) - losses);
     ck_assert_uint_ge(hits * 10, reads * 9);
-    hc_close(&h);
+    ekv_hc_close(&h);
     stop_pop(p);
     ekv_test_redis_stop(redis);
     redis = NULL;
@@ -1023,7 +987,7 @@ static void *soak_writer(void *arg)
     struct soak_arg *sa = arg;
     struct soak *s = sa->s;
     unsigned k = sa->i, rng = k * 7919 + 1;
-    struct hc h[2] = {{s->port[0], NULL}, {s->port[1], NULL}};
+    struct ekv_hc h[2] = {{s->port[0], NULL, NULL}, {s->port[1], NULL, NULL}};
     uint32_t seq = 0;
     char val[16];
 
@@ -1046,8 +1010,8 @@ static void *soak_writer(void *arg)
         if ((rng >> 16) % 4 == 0)
             usleep((rng >> 8) % 3000);
     }
-    hc_close(&h[0]);
-    hc_close(&h[1]);
+    ekv_hc_close(&h[0]);
+    ekv_hc_close(&h[1]);
     return NULL;
 }
 
@@ -1057,7 +1021,7 @@ static void *soak_reader(void *arg)
     struct soak *s = sa->s;
     unsigned j = sa->i, rng = j * 104729 + 3;
     uint8_t pop = (uint8_t)(j % 2);
-    struct hc h = {s->port[pop], NULL};
+    struct ekv_hc h = {s->port[pop], NULL, NULL};
 
     while (!atomic_load(&s->stop)) {
         struct rrec *r;
@@ -1085,7 +1049,7 @@ static void *soak_reader(void *arg)
         r->pop = pop;
         r->hit = res.hit;
     }
-    hc_close(&h);
+    ekv_hc_close(&h);
     return NULL;
 }
 
@@ -1140,7 +1104,7 @@ START_TEST(test_soak)
     struct soak *s = calloc(1, sizeof(*s));
     pthread_t wt[SOAK_KEYS], rt[SOAK_READERS], kt;
     struct soak_arg wa[SOAK_KEYS], ra[SOAK_READERS];
-    struct hc h[2];
+    struct ekv_hc h[2];
     char sid[32], key[16];
     /* results */
     unsigned long long reads = 0, writes = 0, acked = 0, pairs_same = 0, pairs_other = 0;
@@ -1153,8 +1117,8 @@ START_TEST(test_soak)
     ck_assert_ptr_nonnull(s);
     s->port[0] = pop_a->port;
     s->port[1] = pop_b->port;
-    h[0] = (struct hc){s->port[0], NULL};
-    h[1] = (struct hc){s->port[1], NULL};
+    h[0] = (struct ekv_hc){s->port[0], NULL, NULL};
+    h[1] = (struct ekv_hc){s->port[1], NULL, NULL};
     apic_create_store(s->port[0], NULL, "soak", sid);
     for (unsigned k = 0; k < SOAK_KEYS; k++) {
         snprintf(key, sizeof(key), "key%u", k);
@@ -1319,8 +1283,8 @@ START_TEST(test_soak)
         }
         free(last);
     }
-    hc_close(&h[0]);
-    hc_close(&h[1]);
+    ekv_hc_close(&h[0]);
+    ekv_hc_close(&h[1]);
     for (unsigned k = 0; k < SOAK_KEYS; k++)
         free(s->wr[k].w);
     for (unsigned j = 0; j < SOAK_READERS; j++)
