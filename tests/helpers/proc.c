@@ -737,15 +737,21 @@ struct ekv_test_redis *ekv_test_redis_start_durable(void)
     return r;
 }
 
+bool ekv_test_redis_revive(struct ekv_test_redis *r)
+{
+    r->proc = durable_spawn(r);
+    return r->proc != NULL && durable_wait(r);
+}
+
 bool ekv_test_redis_crash(struct ekv_test_redis *r)
 {
     if (r->proc != NULL) {
         (void)ekv_test_proc_signal(r->proc, SIGKILL);
         (void)ekv_test_proc_wait(r->proc, START_TIMEOUT_MS);
         ekv_test_proc_free(r->proc); /* its log directory; the data stays */
+        r->proc = NULL;
     }
-    r->proc = durable_spawn(r);
-    return r->proc != NULL && durable_wait(r);
+    return ekv_test_redis_revive(r);
 }
 
 void ekv_test_redis_stop(struct ekv_test_redis *r)

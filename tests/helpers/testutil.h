@@ -159,9 +159,13 @@ struct ekv_test_redis {
  */
 struct ekv_test_redis *ekv_test_redis_start_durable(void);
 
-/** Kills a durable redis-server (SIGKILL: no shutdown, no last fsync), starts it again on the
- * same socket and data, and waits until it has loaded its AOF and answers PING (at most 10 s;
- * false if it did not: never fails the test, so any thread may call it). */
+/** Starts a durable redis-server again on its socket and data (after its process was killed
+ * and freed: r->proc NULL), and waits until it has loaded its AOF and answers PING (at most
+ * 10 s; false if it did not: never fails the test, so any thread may call it). */
+bool ekv_test_redis_revive(struct ekv_test_redis *r);
+
+/** Kills a durable redis-server (SIGKILL: no shutdown, no last fsync), then
+ * ekv_test_redis_revive(). */
 bool ekv_test_redis_crash(struct ekv_test_redis *r);
 
 /** As ekv_test_redis_start_tcp(), but the TCP port (r->port) speaks TLS only, with the

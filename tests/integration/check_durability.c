@@ -34,15 +34,6 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define NO_CACHE "Cache-Control: no-cache\r\n"
 
-/* The origin: a redis-server on DATA/redis.sock with its AOF in DATA, restartable. */
-struct origin {
-    char conf[512]; /* conf/redis-origin.conf of the source tree */
-    char data[200]; /* its data directory (kept across restarts) */
-    char sock[240]; /* DATA/redis.sock */
-    char url[260];  /* unix://DATA/redis.sock: edgekv's --origin */
-    struct ekv_test_proc *proc;
-};
-
 /* One item written before the crash, and what edgekv answered for it. */
 struct item {
     char path[160];   /* /resources/stores/kv/<sid>/keys/<encoded key> */
@@ -54,47 +45,6 @@ struct item {
     char etag[40];
     char last_mod[64];
 };
-
-/* ---------------------------------------------------------------- the origin */
-
-/* Starts redis-server on o->data (which stays), its log in a directory of its own. */
-static void origin_start(struct origin *o)
-{
-    const char *bin = ekv_test_redis_binary();
-    char logdir[200];
-    uint64_t end;
-    const char *argv[] = {
-        bin, o->conf,
-        /* the test's own socket and data directory, no TCP port */
-        "--port", "0", "--unixsocket", o->sock, "--unixsocketperm", "700", "--dir", o->data,
-        "--daemonize", "no", "--logfile", "",
-        /* the durable setting the README recommends; no RDB snapshots: only the AOF counts */
-        "--appendfsync", "always", "--save", "", NULL};
-
-    ck_assert_ptr_nonnull(bin);
-    ekv_test_mkdtemp("redis-log", logdir, sizeof(logdir));
-    o->proc = ekv_test_spawn(bin, argv, logdir);
-    end = ekv_test_now_ms() + START_TIMEOUT_MS;
-    while (!ekv_test_redis_ping(o->sock)) {
-        if (!ekv_test_proc_alive(o->proc) || ekv_test_now_ms() >= end) {
-            char *log = ekv_test_proc_log(o->proc);
-            ck_abort_msg("redis-server did not start:\n%s", log);
-        }
-        ekv_test_sleep_ms(20);
-    }
-}
-
-/* The origin as the helpers' struct, for ekv_test_redis_cmd() (hiredis format, %s arguments). */
-static struct ekv_test_redis *origin_redis(struct origin *o)
-{
-    static struct ekv_test_redis r;
-
-    memset(&r, 0, sizeof(r));
-    r.proc = o->proc;
-    snprintf(r.sock, sizeof(r.sock), "%s", o->sock);
-    snprintf(r.origin, sizeof(r.origin), "%s", o->url);
-    return &r;
-}
 
 /* ---------------------------------------------------------------- HTTP */
 
@@ -201,26 +151,10 @@ static void expect_item(unsigned short port, const struct item *it)
 
 /* ---------------------------------------------------------------- the test */
 
-static void origin_init(struct origin *o)
-{
-    const char *src = getenv("EKV_SRCDIR");
-    int n;
-
-    memset(o, 0, sizeof(*o));
-    ck_assert_msg(src != NULL && src[0] != '\0', "EKV_SRCDIR is not set");
-    snprintf(o->conf, sizeof(o->conf), "%s/conf/redis-origin.conf", src);
-    ck_assert_msg(access(o->conf, R_OK) == 0, "cannot read %s", o->conf);
-    ekv_test_mkdtemp("redis-data", o->data, sizeof(o->data));
-    n = snprintf(o->sock, sizeof(o->sock), "%s/redis.sock", o->data);
-    /* sun_path holds 108 bytes */
-    ck_assert_msg(n > 0 && n < 100, "socket path too long (set a shorter TMPDIR): %s", o->sock);
-    snprintf(o->url, sizeof(o->url), "unix://%s", o->sock);
-}
-
 START_TEST(test_acknowledged_writes_survive_kill_9)
 {
     static const unsigned char binary[] = {0, 1, 2, 0xff, 0xfe, '\r', '\n', 0, 'x'};
-    struct origin o;
+    struct ekv_test_redis *o;
     struct ekv_test_proc *ek;
     struct item items[5 + NBULK];
     struct item *plain = &items[0], *bin = &items[1], *meta = &items[2], *ttl = &items[3],
@@ -232,18 +166,17 @@ START_TEST(test_acknowledged_writes_survive_kill_9)
     unsigned short port;
     long long pttl;
 
-    origin_init(&o);
-    origin_start(&o);
+    o = ekv_test_redis_start_durable();
     /* the shipped configuration has the AOF on; the test adds appendfsync always */
-    s = ekv_test_redis_cmd(origin_redis(&o), "CONFIG GET appendonly");
+    s = ekv_test_redis_cmd(o, "CONFIG GET appendonly");
     ck_assert_str_eq(s, "appendonly\nyes");
     free(s);
-    s = ekv_test_redis_cmd(origin_redis(&o), "CONFIG GET appendfsync");
+    s = ekv_test_redis_cmd(o, "CONFIG GET appendfsync");
     ck_assert_str_eq(s, "appendfsync\nalways");
     free(s);
 
     {
-        const char *args[] = {"--origin", o.url, "--origin-timeout", "5s", NULL};
+        const char *args[] = {"--origin", o->origin, "--origin-timeout", "5s", NULL};
         ek = ekv_test_edgekv_startv(args);
     }
     port = ek->port;
@@ -306,15 +239,15 @@ START_TEST(test_acknowledged_writes_survive_kill_9)
     ck_assert_int_eq(apic_status(port, "PUT", path, "metadata: last\r\n", "the last write"), 200);
 
     /* ---- the crash */
-    ck_assert_int_eq(ekv_test_proc_signal(o.proc, SIGKILL), 0);
-    ck_assert_int_eq(ekv_test_proc_wait(o.proc, START_TIMEOUT_MS), 128 + SIGKILL);
-    ekv_test_proc_free(o.proc); /* its log directory; the data directory stays */
-    o.proc = NULL;
+    ck_assert_int_eq(ekv_test_proc_signal(o->proc, SIGKILL), 0);
+    ck_assert_int_eq(ekv_test_proc_wait(o->proc, START_TIMEOUT_MS), 128 + SIGKILL);
+    ekv_test_proc_free(o->proc); /* its log directory; the data directory stays */
+    o->proc = NULL;
     wait_status(port, "/readyz", 503);
 
     /* ---- the restart, on the same data directory and socket */
-    origin_start(&o);
-    ck_assert_msg(ekv_test_proc_wait_log(o.proc, "DB loaded from append only file", 1000),
+    ck_assert_msg(ekv_test_redis_revive(o), "redis-server did not start again on its data");
+    ck_assert_msg(ekv_test_proc_wait_log(o->proc, "DB loaded from append only file", 1000),
                   "redis-server did not load its AOF");
     /* edgekv reconnects by itself (each worker: reads wait out their 503s) */
     wait_status(port, "/readyz", 200);
@@ -333,7 +266,7 @@ START_TEST(test_acknowledged_writes_survive_kill_9)
         snprintf(path, sizeof(path), "edgekv:i:{%s}:with-ttl",
                  ekv_test_tag(tag, sizeof(tag), sid, "with-ttl", EKV_TEST_SHARDS));
     }
-    s = ekv_test_redis_cmd(origin_redis(&o), "PTTL %s", path);
+    s = ekv_test_redis_cmd(o, "PTTL %s", path);
     pttl = atoll(s);
     free(s);
     ck_assert_msg(pttl > 863000LL * 1000 && pttl <= 864000LL * 1000, "PTTL %lld", pttl);
@@ -394,7 +327,7 @@ START_TEST(test_acknowledged_writes_survive_kill_9)
 
     ck_assert(ekv_test_proc_alive(ek));
     ekv_test_proc_free(ek);
-    ekv_test_proc_free(o.proc);
+    ekv_test_redis_stop(o);
 }
 END_TEST
 
