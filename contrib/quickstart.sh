@@ -4,7 +4,7 @@
 #                                127.0.0.1:8080 in the foreground; Ctrl-C stops both
 #   contrib/quickstart.sh test   install packages, build and run the whole test suite
 #                                (gcc -Werror build, valgrind, clang ASan+UBSan build with
-#                                the fuzz targets, distcheck)
+#                                the fuzz targets, the Debian package, distcheck)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,10 +13,11 @@ cd "$top"
 # What the build, the tests and the quick start need (all Debian 12 packages).
 PACKAGES=(build-essential autoconf automake pkg-config libevent-dev libhiredis-dev
           libjansson-dev libssl-dev openssl check node-llhttp redis-server redis-tools curl
-          prometheus valgrind groff-base jq clang libclang-rt-14-dev)
+          prometheus valgrind groff-base jq clang libclang-rt-14-dev dpkg-dev debhelper
+          lintian)
           # prometheus: promtool, which checks /metrics in make check; groff-base: the manual's
           # test; jq: the dashboard's; clang, libclang-rt-14-dev: the sanitizer build with the
-          # libFuzzer targets
+          # libFuzzer targets; dpkg-dev, debhelper, lintian: the Debian package (tests/deb.sh)
 QS_REDIS_PORT=${EDGEKV_QS_REDIS_PORT:-6390}   # not 6379: Debian's own redis may be there
 JOBS=${JOBS:-$(nproc)}
 
@@ -70,6 +71,8 @@ run_tests() {
     echo "==> ASan+UBSan build (clang, with the fuzz targets): make check"
     build build/sanitize CC=clang --enable-werror --enable-tests --enable-fuzzing CFLAGS="-O1 -g"
     make -C build/sanitize -s -j"$JOBS" check || status=1
+    echo "==> the Debian package: make deb, tests/deb.sh"
+    (cd build/check && EKV_TESTS_REQUIRED=1 srcdir="$top" sh "$top/tests/deb.sh") || status=1
     echo "==> make distcheck"
     # the whole suite ran twice above: the tarball's check runs the suites that prove it complete
     make -C build/check -s distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-tests" \
