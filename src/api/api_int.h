@@ -216,8 +216,9 @@ struct ekv_batch_item {
 };
 
 /**
- * Parses one NDJSON line of @len bytes. Returns EKV_OK with @item filled, or EKV_EINVAL with
- * a reason for the batch response's errors[] in @why. Either way *@key is a new string holding
+ * Parses one NDJSON line of @len bytes. Returns EKV_OK with @item filled, or EKV_ETOOBIG (a
+ * value over @value_max: a 413) or EKV_EINVAL (anything else: a 400) with a reason for the
+ * batch response's errors[] in @why. Either way *@key is a new string holding
  * the line's key (for the error entry) or NULL; the caller frees it.
  */
 EKV_NODISCARD int ekv_batch_parse_line(const char *line, size_t len, uint64_t value_max,

@@ -92,6 +92,7 @@ int ekv_batch_parse_line(const char *line, size_t len, uint64_t value_max,
         break;
     case EKV_ETOOBIG:
         snprintf(why, whylen, "value exceeds %llu bytes", (unsigned long long)value_max);
+        rc = EKV_ETOOBIG; /* the line's error is a 413, as a single PUT's would be */
         goto out;
     default:
         snprintf(why, whylen, "value is not valid base64");
@@ -293,9 +294,11 @@ static void pump(struct batch *b)
 
         if (len == 0) /* blank line (e.g. after the last newline): nothing to apply */
             continue;
-        if (ekv_batch_parse_line(s, len, b->api->conf->value_max_bytes, &it, &key, why,
-                                 sizeof(why)) != EKV_OK) {
-            add_error(b, key, index, "400", why);
+        int rc = ekv_batch_parse_line(s, len, b->api->conf->value_max_bytes, &it, &key, why,
+                                      sizeof(why));
+
+        if (rc != EKV_OK) {
+            add_error(b, key, index, rc == EKV_ETOOBIG ? "413" : "400", why);
             ekv_free(key);
             continue;
         }

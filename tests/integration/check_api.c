@@ -69,7 +69,8 @@ static void start_default(void)
 
 static void start_small(void)
 {
-    static const char *const extra[] = {"--value-max-bytes", "64kb", "--max-stores", "2", NULL};
+    static const char *const extra[] = {"--value-max-bytes", "64kb", "--max-stores",     "2",
+                                        "--batch-max-bytes", "256kb", NULL};
     start_with(extra);
 }
 
@@ -1228,6 +1229,68 @@ static const char *batch_path(void)
     return b;
 }
 
+/* A batch's bounds (this TCase: value-max-bytes 64kb, batch-max-bytes 256kb): a line whose
+ * value is over value-max-bytes is refused with 413 and the others applied; a body over
+ * batch-max-bytes is refused with 413 as a whole, before any line is applied, announced
+ * (Content-Length) or chunked. */
+START_TEST(test_batch_bounds)
+{
+    size_t vlen = 64 * 1024 + 1, b64 = 4 * ((vlen + 2) / 3), len = 0;
+    char *body = malloc(512 * 1024), *v = malloc(vlen);
+    struct ekv_test_resp r = {0};
+    json_t *j, *errors;
+    char head[256];
+    int n;
+
+    ck_assert(body != NULL && v != NULL);
+    new_store("bounds");
+    memset(v, 'x', vlen);
+    len += (size_t)sprintf(body, "{\"key\":\"small\",\"value\":\"MQ==\"}\n{\"key\":\"big\",\"value\":\"");
+    for (size_t i = 0; i < b64; i++) /* "eHh4" is "xxx" */
+        body[len++] = "eHh4"[i % 4];
+    len += (size_t)sprintf(body + len, "\"}\n{\"key\":\"after\",\"value\":\"Mg==\"}\n");
+    apic_req(port, "PUT", batch_path(), NULL, body, len, &r);
+    ck_assert_int_eq(r.status, 400);
+    j = apic_json(&r);
+    errors = json_object_get(j, "errors");
+    ck_assert_uint_eq(json_array_size(errors), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(errors, 0), "key")), "big");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(errors, 0), "code")), "413");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(errors, 0), "index")), 1);
+    json_decref(j);
+    ekv_test_resp_free(&r);
+    expect_get("small", 200, "1");
+    expect_get("after", 200, "2");
+    expect_get("big", 404, NULL);
+
+    /* 300 KiB of valid lines: over batch-max-bytes, refused whole */
+    len = 0;
+    for (int i = 0; len < 300 * 1024; i++)
+        len += (size_t)sprintf(body + len, "{\"key\":\"w%d\",\"value\":\"%s\"}\n", i,
+                               "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    apic_req(port, "PUT", batch_path(), NULL, body, len, &r);
+    expect_problem(&r, 413);
+    ekv_test_resp_free(&r);
+    expect_get("w0", 404, NULL);
+    /* the same chunked: refused once the limit is passed */
+    n = snprintf(head, sizeof(head),
+                 "PUT %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n",
+                 batch_path(), len);
+    {
+        char *req = malloc((size_t)n + len + 16);
+        memcpy(req, head, (size_t)n);
+        memcpy(req + n, body, len);
+        memcpy(req + (size_t)n + len, "\r\n0\r\n\r\n", 7);
+        ck_assert_int_eq(apic_raw(port, req, (size_t)n + len + 7, 0, &r), 413);
+        free(req);
+    }
+    ekv_test_resp_free(&r);
+    expect_get("w0", 404, NULL);
+    free(body);
+    free(v);
+}
+END_TEST
+
 START_TEST(test_batch_valid)
 {
     static const char body[] =
@@ -2057,6 +2120,7 @@ static Suite *api_suite(void)
     suite_add_tcase(s, tc);
 
     tc = shared_tcase("limits", start_small);
+    tcase_add_test(tc, test_batch_bounds);
     tcase_add_test(tc, test_store_limit);
     tcase_add_test(tc, test_item_append_too_large);
     suite_add_tcase(s, tc);

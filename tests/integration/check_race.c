@@ -511,6 +511,45 @@ START_TEST(test_odd_listing_replies_are_502)
 }
 END_TEST
 
+/* The requests one connection has in flight are bounded (PIPELINE_DEPTH in server_int.h, 32):
+ * 200 GETs pipelined in one write while the origin holds its answers start 32 origin reads and
+ * no more (the rest wait unparsed, however long the origin takes); once the origin answers,
+ * every one is answered, in order. */
+#define DEPTH 32
+#define NPIPELINED 200
+
+START_TEST(test_pipeline_depth_bounded)
+{
+    struct ekv_test_conn *c = ekv_test_connect(pop->port);
+    char *block = malloc(NPIPELINED * 128);
+    size_t len = 0;
+    unsigned gets0 = stats().gets;
+
+    ck_assert_ptr_nonnull(block);
+    fakeredis_hold_gets(fake, NPIPELINED);
+    for (int i = 0; i < NPIPELINED; i++) /* distinct keys: no read joins another */
+        len += (size_t)sprintf(block + len,
+                               "GET /resources/stores/kv/" SID "/keys/p%d HTTP/1.1\r\nHost: t\r\n\r\n",
+                               i);
+    ck_assert_int_eq(ekv_test_send(c, block, len), 0);
+    WAIT_FOR(stats().gets - gets0 >= DEPTH, WAIT_MS, "the first reads");
+    ekv_test_sleep_ms(300); /* a chance to read ahead further, which it must not take */
+    ck_assert_uint_eq(stats().gets - gets0, DEPTH);
+    fakeredis_hold_gets(fake, 0); /* the reads to come are answered at once */
+    fakeredis_release_gets(fake);
+    for (int i = 0; i < NPIPELINED; i++) {
+        struct ekv_test_resp r = {0};
+
+        ck_assert_msg(ekv_test_read_final(c, &r, 0) == EKV_TEST_OK, "response %d: %s", i, c->err);
+        ck_assert_msg(r.status == 404, "response %d: %d", i, r.status);
+        ekv_test_resp_free(&r);
+    }
+    ck_assert_uint_eq(stats().gets - gets0, NPIPELINED);
+    ekv_test_close(c);
+    free(block);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("race");
@@ -531,6 +570,7 @@ int main(void)
     tcase_add_test(tc, test_odd_messages_drop_the_link);
     tcase_add_test(tc, test_odd_item_replies_are_502);
     tcase_add_test(tc, test_odd_listing_replies_are_502);
+    tcase_add_test(tc, test_pipeline_depth_bounded);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }
