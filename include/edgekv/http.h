@@ -155,6 +155,27 @@ void ekv_http_respond_data(struct ekv_http_req *req, int status, const char *con
                            const void *data, size_t len);
 /** Answers with an RFC 9457 application/problem+json body {"type","title","status","detail"}. */
 void ekv_http_respond_problem(struct ekv_http_req *req, int status, const char *detail);
+/* ---- a streamed response: a body of unknown length, sent as it is made */
+
+/** A streamed response's unsent bytes went down to a low-water mark (the client reads them), or
+ * its client went away (ekv_http_req_orphaned() says so: end the response then). Never runs
+ * inside ekv_http_stream_write(). */
+typedef void ekv_http_drain_cb(struct ekv_http_req *req, void *arg);
+
+/**
+ * Starts answering @req with @status and a body sent as it comes: the head now, with
+ * Transfer-Encoding: chunked (to an HTTP/1.0 client: no framing, and the connection closes at
+ * the end). Answers of requests pipelined after it wait until it ends. @cb (with @arg) tells
+ * when to write more; the caller bounds what it buffers with ekv_http_stream_write()'s return.
+ */
+void ekv_http_stream_begin(struct ekv_http_req *req, int status, const char *content_type,
+                           ekv_http_drain_cb *cb, void *arg);
+/** Appends @len bytes to the body (one chunk; nothing for 0 bytes) and sends what the socket
+ * takes. Returns the bytes of the answer not sent yet (0 once the client is gone). */
+size_t ekv_http_stream_write(struct ekv_http_req *req, const void *data, size_t len);
+/** Ends the body; @req is done (freed) as after ekv_http_respond(). */
+void ekv_http_stream_end(struct ekv_http_req *req);
+
 /** The standard reason phrase of @status ("Not Found"). */
 const char *ekv_http_reason(int status);
 

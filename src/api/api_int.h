@@ -216,9 +216,10 @@ struct ekv_batch_item {
 };
 
 /**
- * Parses one NDJSON line of @len bytes. Returns EKV_OK with @item filled, or EKV_ETOOBIG (a
- * value over @value_max: a 413) or EKV_EINVAL (anything else: a 400) with a reason for the
- * batch response's errors[] in @why. Either way *@key is a new string holding
+ * Parses one NDJSON line of @len bytes. Returns EKV_OK with @item filled; EKV_ENOTFOUND for a
+ * line with nothing to apply (an export's closing line, {"end":true,...}); or EKV_ETOOBIG (a
+ * value over @value_max: a 413) or EKV_EINVAL (anything else, an export's error line too: a
+ * 400) with a reason for the batch response's errors[] in @why. Either way *@key is a new string holding
  * the line's key (for the error entry) or NULL; the caller frees it.
  */
 EKV_NODISCARD int ekv_batch_parse_line(const char *line, size_t len, uint64_t value_max,
@@ -318,6 +319,8 @@ void ekv_items_handle(struct ekv_api *api, struct ekv_http_req *req,
 void ekv_edge_handle(struct ekv_api *api, struct ekv_http_req *req,
                      const struct ekv_route_capture *cap);
 /* keys.c: GET .../keys (list) */
+/** GET /resources/stores/kv/{id}/export: the store as streamed NDJSON (export.c). */
+void ekv_export(struct ekv_api *api, struct ekv_http_req *req, const struct ekv_route_capture *cap);
 void ekv_keys_list(struct ekv_api *api, struct ekv_http_req *req,
                    const struct ekv_route_capture *cap);
 /* stores.c: the store collection (list, create) and one store (describe, rename, delete) */

@@ -48,6 +48,15 @@ int ekv_batch_parse_line(const char *line, size_t len, uint64_t value_max,
         goto out;
     }
     k = json_object_get(root, "key");
+    if (k == NULL && json_is_true(json_object_get(root, "end"))) {
+        rc = EKV_ENOTFOUND; /* an export's closing line: nothing to apply */
+        goto out;
+    }
+    if (k == NULL && json_is_string(json_object_get(root, "error"))) {
+        snprintf(why, whylen, "the export this came from did not finish: %s",
+                 json_string_value(json_object_get(root, "error")));
+        goto out;
+    }
     v = json_object_get(root, "value");
     m = json_object_get(root, "metadata");
     ttl = json_object_get(root, "time_to_live_sec");
@@ -291,12 +300,14 @@ static void pump(struct batch *b)
         size_t index = b->line++;
         struct ekv_batch_item it;
         char why[256], *key;
+        int rc;
 
         if (len == 0) /* blank line (e.g. after the last newline): nothing to apply */
             continue;
-        int rc = ekv_batch_parse_line(s, len, b->api->conf->value_max_bytes, &it, &key, why,
-                                      sizeof(why));
-
+        rc = ekv_batch_parse_line(s, len, b->api->conf->value_max_bytes, &it, &key, why,
+                                  sizeof(why));
+        if (rc == EKV_ENOTFOUND) /* an export's closing line */
+            continue;
         if (rc != EKV_OK) {
             add_error(b, key, index, rc == EKV_ETOOBIG ? "413" : "400", why);
             ekv_free(key);

@@ -149,6 +149,9 @@ static const struct ekv_route routes[] = {
      ekv_keys_list, EKV_MR_KEYS},
     {"/resources/stores/kv/*/batch", M(PUT), false, false, EKV_BODY_BATCH, ekv_batch_check,
      ekv_batch_handle, EKV_MR_BATCH},
+    /* the export is a listing with the items: the keys route class */
+    {"/resources/stores/kv/*/export", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_export,
+     EKV_MR_KEYS},
     {"/service/*/details", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_details,
      EKV_MR_LINKS},
     {"/service/*/version", M(GET), false, false, EKV_BODY_SMALL, NULL, ekv_service_versions,

@@ -33,6 +33,9 @@
 /* Stop reading a client while this much response data is waiting to be sent to it; resume
  * once it has all been sent (a client that does not read cannot make us buffer more). */
 #define OUT_HIGH_WATER (256 * 1024)
+/* A streamed response's producer is told to go on once its unsent bytes are down to this: it
+ * makes more while the rest is being sent. */
+#define STREAM_LOW_WATER (64 * 1024)
 /* Unparsed input kept per connection while parsing is paused (pipeline full, output backlog). */
 #define IN_HIGH_WATER (64 * 1024)
 /* Requests parsed per read event before yielding to other connections (memcached's
@@ -90,6 +93,28 @@ static size_t out_len(const struct ekv_http_conn *conn)
 /* Sends what the socket takes of the output now, and waits for writability (with the
  * write-progress deadline) only while some is left. Never frees the connection (it may run
  * inside a handler's call chain): a failed write marks it broken, for maybe_close(). */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct ekv_http_conn *conn = arg;
+    struct ekv_http_req *req = TAILQ_FIRST(&conn->reqs);
+
+    if (req != NULL && req->state == REQ_STREAMING && req->drain_cb != NULL && !conn->broken)
+        req->drain_cb(req, req->drain_arg);
+}
+
+/* Output of a streamed response at the head ran low: its producer may go on, from the loop
+ * (flush() runs inside handlers' call chains). The event is made for the first stream. */
+static void drained(struct ekv_http_conn *conn)
+{
+    struct ekv_http_req *req = TAILQ_FIRST(&conn->reqs);
+
+    if (req == NULL || req->state != REQ_STREAMING)
+        return;
+    if (conn->drain == NULL && (conn->drain = event_new(conn->srv->base, -1, 0, on_drain, conn)) == NULL)
+        EKV_FATAL("out of memory making a connection's drain event");
+    event_active(conn->drain, EV_TIMEOUT, 1);
+}
+
 static void flush(struct ekv_http_conn *conn)
 {
     bool want;
@@ -99,6 +124,8 @@ static void flush(struct ekv_http_conn *conn)
             errno != EINTR) {
             conn->broken = true; /* EPIPE, ECONNRESET: the client is gone */
             evbuffer_drain(conn->out, (size_t)-1);
+        } else if (out_len(conn) <= STREAM_LOW_WATER) {
+            drained(conn);
         }
     }
     want = out_len(conn) > 0;
@@ -432,11 +459,35 @@ static void maybe_close(struct ekv_http_conn *conn)
         conn_free(conn);
 }
 
-/* The client is gone but a handler holds @req: it answers into the void, which frees it. */
+static void on_orphan_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct ekv_http_req *req = arg;
+
+    req->notify_pending = false;
+    if (req->ended) /* its producer ended it before hearing: nothing to tell */
+        ekv_http_req_free(req);
+    else
+        req->drain_cb(req, req->drain_arg);
+}
+
+/* The client is gone but a handler holds @req: it answers into the void, which frees it. The
+ * producer of a streamed response hears of it (its drain callback) from the loop. */
 static void orphan(struct ekv_http_req *req)
 {
+    struct timeval now = {0, 0};
+
+    if (req->state == REQ_STREAMING && req->drain_cb != NULL) {
+        if (event_base_once(req->conn->srv->base, -1, EV_TIMEOUT, on_orphan_drain, req, &now) != 0)
+            EKV_FATAL("event_base_once failed telling a streamed response its client is gone");
+        req->notify_pending = true;
+    }
     req->conn = NULL;
     req->srv = NULL; /* the server may be freed before the handler answers */
+}
+
+size_t ekv_http_conn_pending(const struct ekv_http_conn *conn)
+{
+    return out_len(conn);
 }
 
 static void conn_free(struct ekv_http_conn *conn)
@@ -446,7 +497,7 @@ static void conn_free(struct ekv_http_conn *conn)
 
     while ((req = TAILQ_FIRST(&conn->reqs)) != NULL) {
         TAILQ_REMOVE(&conn->reqs, req, link);
-        if (req->state == REQ_WAITING)
+        if (req->state == REQ_WAITING || req->state == REQ_STREAMING)
             orphan(req); /* its handler still answers it; then it is freed */
         else
             ekv_http_req_free(req);
@@ -455,6 +506,8 @@ static void conn_free(struct ekv_http_conn *conn)
     srv->nconns--;
     event_free(conn->timer);
     event_free(conn->resume);
+    if (conn->drain != NULL)
+        event_free(conn->drain);
     event_free(conn->rev);
     event_free(conn->wev);
     evbuffer_free(conn->in);
@@ -599,11 +652,17 @@ void ekv_http_conn_answered(struct ekv_http_conn *conn)
 {
     struct ekv_http_req *req;
 
-    while ((req = TAILQ_FIRST(&conn->reqs)) != NULL && req->state == REQ_ANSWERED) {
+    while ((req = TAILQ_FIRST(&conn->reqs)) != NULL &&
+           (req->state == REQ_ANSWERED || req->state == REQ_STREAMING)) {
         bool close;
 
         if (req == parsing_req(conn))
             break; /* answered by the head callback: sent once it has been read */
+        if (req->state == REQ_STREAMING) { /* its body so far; it stays first until it ends */
+            if (evbuffer_add_buffer(conn->out, req->out) != 0)
+                EKV_FATAL("evbuffer_add_buffer failed queueing a streamed response");
+            break;
+        }
         close = req->close_after;
 
         if (evbuffer_add_buffer(conn->out, req->out) != 0)
@@ -618,7 +677,7 @@ void ekv_http_conn_answered(struct ekv_http_conn *conn)
             while ((req = TAILQ_FIRST(&conn->reqs)) != NULL) {
                 TAILQ_REMOVE(&conn->reqs, req, link);
                 conn->nreqs--;
-                if (req->state == REQ_WAITING)
+                if (req->state == REQ_WAITING || req->state == REQ_STREAMING)
                     orphan(req);
                 else
                     ekv_http_req_free(req);

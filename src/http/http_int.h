@@ -24,6 +24,7 @@ enum req_state {
     REQ_BODY,      /* reading the body */
     REQ_WAITING,   /* complete, handed to the request callback */
     REQ_ANSWERED,  /* response serialized in req->out, waiting for its turn */
+    REQ_STREAMING, /* a streamed response: req->out holds what is not queued yet */
 };
 
 struct ekv_http_conn;
@@ -56,6 +57,12 @@ struct ekv_http_req {
     char resp_hdrs_inline[256];
     struct evbuffer *out;            /* the serialized response */
     uint64_t resp_bytes;             /* body bytes of the answer (ekv_http_req_resp_bytes) */
+    bool chunked;                    /* a streamed body, in chunks */
+    int stream_status;               /* a streamed response's status, for on_done */
+    ekv_http_drain_cb *drain_cb;     /* a streamed response's producer */
+    void *drain_arg;
+    bool notify_pending;             /* orphaned: its producer is yet to hear of it */
+    bool ended;                      /* ... and ended it meanwhile: freed once it has */
 };
 
 TAILQ_HEAD(ekv_http_req_list, ekv_http_req);
@@ -71,6 +78,7 @@ struct ekv_http_conn {
     struct evbuffer *out;            /* answers in order, not sent yet */
     struct event *timer;             /* header / idle deadline */
     struct event *resume;            /* continue parsing on the next loop turn */
+    struct event *drain;             /* a streamed response may go on (made for the first) */
     llhttp_t parser;
     struct ekv_http_req_list reqs;   /* parsing (last) and pending ones, in order */
     unsigned nreqs;
@@ -113,7 +121,10 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
 /* conn.c */
 /** True while @req is being parsed and the parser expects a body for it. */
 bool ekv_http_conn_expects_body(const struct ekv_http_req *req);
-/** Called by response.c when @req has been answered: flushes answered requests in order. */
+/** Called by response.c when @req has been answered: flushes answered requests in order
+ * (and what a streamed response at their head has so far). */
 void ekv_http_conn_answered(struct ekv_http_conn *conn);
+/** The bytes @conn has not sent yet. */
+size_t ekv_http_conn_pending(const struct ekv_http_conn *conn);
 
 #endif /* EDGEKV_HTTP_INT_H */

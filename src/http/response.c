@@ -305,7 +305,10 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
     p += 16;
     memcpy(p, req->resp_hdrs, req->resp_hdrs_len);
     p += req->resp_hdrs_len;
-    if (!no_body) {
+    if (req->chunked) {
+        memcpy(p, "Transfer-Encoding: chunked\r\n", 28);
+        p += 28;
+    } else if (!no_body && req->state != REQ_STREAMING) {
         memcpy(p, "Content-Length: ", 16);
         p += 16;
         p += ekv_fmt_u64(p, blen);
@@ -333,6 +336,17 @@ void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *b
     req->close_after = close;
 }
 
+/* Whether the connection closes after answering @req: the client asked, the body of a request
+ * answered before it was read is still coming, or this is the last request while draining. */
+static bool close_after(const struct ekv_http_req *req)
+{
+    const struct ekv_http_conn *conn = req->conn;
+
+    return !req->keep_alive || conn->closing || ekv_http_conn_expects_body(req) ||
+           (conn->srv->draining && !conn->in_message &&
+            req == TAILQ_LAST(&conn->reqs, ekv_http_req_list));
+}
+
 void ekv_http_respond(struct ekv_http_req *req, int status, struct evbuffer *body)
 {
     struct ekv_http_conn *conn = req->conn;
@@ -350,11 +364,7 @@ void ekv_http_respond(struct ekv_http_req *req, int status, struct evbuffer *bod
         ekv_http_req_free(req);
         return;
     }
-    /* close after this response if the client asked, if the body of a request answered
-     * before it was read is still coming, or if this is the last request while draining */
-    close = !req->keep_alive || conn->closing || ekv_http_conn_expects_body(req) ||
-            (conn->srv->draining && !conn->in_message &&
-             req == TAILQ_LAST(&conn->reqs, ekv_http_req_list));
+    close = close_after(req);
     ekv_http_serialize(req, status, body, close);
     req->state = REQ_ANSWERED;
     ekv_http_conn_answered(conn);
@@ -390,4 +400,67 @@ void ekv_http_respond_problem(struct ekv_http_req *req, int status, const char *
     ekv_http_add_header(req, "Cache-Control", "no-store");
     ekv_http_respond_data(req, status, "application/problem+json", text, strlen(text));
     free(text);
+}
+
+/* ---------------------------------------------------------------- streamed responses */
+
+void ekv_http_stream_begin(struct ekv_http_req *req, int status, const char *content_type,
+                           ekv_http_drain_cb *cb, void *arg)
+{
+    struct ekv_http_conn *conn = req->conn;
+
+    req->stream_status = status;
+    req->drain_cb = cb;
+    req->drain_arg = arg;
+    req->state = REQ_STREAMING;
+    if (conn == NULL) /* the client went away already: the producer finds it orphaned */
+        return;
+    if (content_type != NULL)
+        ekv_http_add_header(req, "Content-Type", content_type);
+    req->chunked = !req->http10;
+    /* an HTTP/1.0 client learns where the body ends when the connection closes */
+    ekv_http_serialize(req, status, NULL, close_after(req) || req->http10);
+    ekv_http_conn_answered(conn);
+}
+
+size_t ekv_http_stream_write(struct ekv_http_req *req, const void *data, size_t len)
+{
+    struct ekv_http_conn *conn = req->conn;
+    char size[24];
+    int n;
+
+    if (conn == NULL || len == 0)
+        return conn != NULL ? ekv_http_conn_pending(conn) + evbuffer_get_length(req->out) : 0;
+    req->resp_bytes += len;
+    if (req->chunked) {
+        n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        if (evbuffer_add(req->out, size, (size_t)n) != 0 ||
+            evbuffer_add(req->out, data, len) != 0 || evbuffer_add(req->out, "\r\n", 2) != 0)
+            EKV_FATAL("out of memory queueing %zu bytes of a streamed response", len);
+    } else if (evbuffer_add(req->out, data, len) != 0) {
+        EKV_FATAL("out of memory queueing %zu bytes of a streamed response", len);
+    }
+    ekv_http_conn_answered(conn);
+    /* the connection may have gone while sending: req->conn says */
+    return req->conn != NULL ? ekv_http_conn_pending(req->conn) + evbuffer_get_length(req->out)
+                             : 0;
+}
+
+void ekv_http_stream_end(struct ekv_http_req *req)
+{
+    struct ekv_http_conn *conn = req->conn;
+
+    if (req->srv != NULL && req->srv->hooks.on_done != NULL) /* not for orphans */
+        req->srv->hooks.on_done(req, req->stream_status, req->srv->hooks.arg);
+    if (conn == NULL) {
+        if (req->notify_pending)
+            req->ended = true; /* freed by the notification on its way (conn.c) */
+        else
+            ekv_http_req_free(req);
+        return;
+    }
+    if (req->chunked && evbuffer_add(req->out, "0\r\n\r\n", 5) != 0)
+        EKV_FATAL("out of memory ending a streamed response");
+    req->state = REQ_ANSWERED;
+    ekv_http_conn_answered(conn);
 }

@@ -122,6 +122,7 @@ struct ekv_keyspace_op {
     char error[128];            /* their error text (Redis's, cut), when EKV_KS_ORIGIN_ERROR */
     struct ekv_ks_bucket_page *pages; /* a listing's pages, one per bucket */
     unsigned limit;                   /* a listing's page size */
+    unsigned per_bucket;              /* the names it asks each bucket for */
     unsigned bucket;                  /* an item op's bucket */
     enum ekv_ks_script script;   /* the script whose reply is awaited (EKV_KS_SCRIPT_COUNT: a
                                     plain command) */

@@ -285,9 +285,11 @@ static void on_learned_args(int status, const struct redisReply *r, void *arg)
         op_answer(op, &res);
         return;
     }
-    op->resume(op, op->defer);
-    ekv_free(op->defer);
-    op->defer = NULL;
+    op->resume(op, op->defer); /* a listing keeps its arguments (a second round) */
+    if (op->kind != KIND_LIST) {
+        ekv_free(op->defer);
+        op->defer = NULL;
+    }
 }
 
 /* Runs @send for @op with @a once the store's buckets are known: now, or after learning them
@@ -632,12 +634,19 @@ static void list_part_reply(struct ekv_keyspace_op *op, unsigned b, int status,
     pg->more = page.more;
 }
 
-/* Every bucket answered: their pages merged in key order. Each bucket was asked for a whole
- * page, so the first @limit names of the merge are the store's first @limit names. */
+/* Every bucket answered: their pages merged in key order. A bucket that has more names than it
+ * sent may hold names below what the others sent: the merge is only sure up to the lowest last
+ * name of such a bucket (the frontier). Each bucket is first asked for a share of the page
+ * (names hash evenly over the buckets, so that is nearly always enough); when the names up to
+ * the frontier do not fill the page, every bucket is asked again for a whole page, after which
+ * the first @limit names of the merge are the store's. */
+static void list_send_bounds(struct ekv_keyspace_op *op, const struct ekv_ks_args *a);
+
 static void list_done(struct ekv_keyspace_op *op)
 {
     struct ekv_ks_result res = {.outcome = EKV_KS_OK, .shards = op->shards};
     struct ekv_ks_page page = {0};
+    const struct ekv_ks_str *frontier = NULL;
     struct ekv_ks_str *out;
     size_t *next, total = 0, n = 0;
 
@@ -645,8 +654,15 @@ static void list_done(struct ekv_keyspace_op *op)
         op_answer(op, &op->first);
         return;
     }
-    for (unsigned b = 0; b < op->shards; b++)
-        total += op->pages[b].count;
+    for (unsigned b = 0; b < op->shards; b++) {
+        const struct ekv_ks_bucket_page *pg = &op->pages[b];
+
+        total += pg->count;
+        if (pg->more && pg->count > 0 &&
+            (frontier == NULL || bytes_cmp(pg->names[pg->count - 1].p, pg->names[pg->count - 1].len,
+                                           frontier->p, frontier->len) < 0))
+            frontier = &pg->names[pg->count - 1];
+    }
     out = ekv_malloc(sizeof(*out) * (EKV_MIN(total, (size_t)op->limit) + 1));
     next = ekv_calloc(op->shards, sizeof(*next));
     while (n < op->limit) {
@@ -663,7 +679,24 @@ static void list_done(struct ekv_keyspace_op *op)
         }
         if (best < 0)
             break;
+        if (frontier != NULL && op->per_bucket < op->limit &&
+            bytes_cmp(op->pages[best].names[next[best]].p, op->pages[best].names[next[best]].len,
+                      frontier->p, frontier->len) > 0)
+            break; /* past what the buckets' shares make sure of */
         out[n++] = op->pages[best].names[next[best]++];
+    }
+    if (n < op->limit && frontier != NULL && op->per_bucket < op->limit) {
+        /* the shares did not fill the page: every bucket again, for a whole one */
+        ekv_free(next);
+        ekv_free(out);
+        for (unsigned b = 0; b < op->shards; b++) {
+            ekv_free(op->pages[b].blob);
+            ekv_free(op->pages[b].names);
+        }
+        memset(op->pages, 0, sizeof(*op->pages) * op->shards);
+        op->per_bucket = op->limit;
+        list_send_bounds(op, op->defer);
+        return;
     }
     for (unsigned b = 0; b < op->shards; b++)
         if (next[b] < op->pages[b].count || op->pages[b].more)
@@ -676,7 +709,8 @@ static void list_done(struct ekv_keyspace_op *op)
     op_free(op);
 }
 
-static void list_send(struct ekv_keyspace_op *op, const struct ekv_ks_args *a)
+/* Asks every bucket for op->per_bucket names of the range of @a. */
+static void list_send_bounds(struct ekv_keyspace_op *op, const struct ekv_ks_args *a)
 {
     struct list_bounds lb;
 
@@ -692,12 +726,21 @@ static void list_send(struct ekv_keyspace_op *op, const struct ekv_ks_args *a)
         lb.hi = bound('[', a->prefix, a->prefix_len, true, &lb.hi_len);
     else
         lb.hi = ekv_strdup("+"), lb.hi_len = 1;
-    snprintf(lb.num, sizeof(lb.num), "%u", a->limit);
-    op->limit = a->limit;
-    op->pages = ekv_calloc(op->shards, sizeof(*op->pages));
+    snprintf(lb.num, sizeof(lb.num), "%u", op->per_bucket);
     fanout(op, list_part_send, list_part_reply, list_done, &lb);
     ekv_free(lb.lo);
     ekv_free(lb.hi);
+}
+
+static void list_send(struct ekv_keyspace_op *op, const struct ekv_ks_args *a)
+{
+    op->limit = a->limit;
+    /* a share of the page per bucket (twice the even share, and some), or the whole page */
+    op->per_bucket = op->shards > 1 ? EKV_MIN(a->limit, 2 * a->limit / op->shards + 8) : a->limit;
+    op->pages = ekv_calloc(op->shards, sizeof(*op->pages));
+    if (op->per_bucket < op->limit && op->defer == NULL)
+        op->defer = args_copy(a); /* kept for a second round */
+    list_send_bounds(op, a);
 }
 
 struct ekv_keyspace_op *ekv_keyspace_key_list(struct ekv_keyspace *ks, const char *sid,
