@@ -553,8 +553,11 @@ static struct ekv_origin_op *send_on(struct node *n, struct ekv_origin_op *op, b
 {
     const char *askv[] = {"ASKING"};
 
-    if (ekv_origin_link_failing(n->link))
+    if (ekv_origin_link_failing(n->link)) {
+        if (n->o->cluster && !op->internal)
+            refresh_soon(n->o, false); /* a failover may have given its slots to another */
         return fail_soon(n->o, op);
+    }
     op->skip = 0;
     if (!asking) {
         ekv_origin_link_send_buf(n->link, op->cmd);
@@ -574,8 +577,10 @@ static struct ekv_origin_op *route(struct ekv_origin *o, struct ekv_origin_op *o
 {
     struct node *n = op->keyed ? owner_of(o, op->slot) : any_up(o);
 
-    if (n == NULL)
+    if (n == NULL) {
+        refresh_soon(o, false); /* a replica may have taken over since */
         return fail_soon(o, op);
+    }
     return send_on(n, op, false);
 }
 

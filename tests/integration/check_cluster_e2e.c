@@ -2,8 +2,12 @@
  * suite), end to end over HTTP: the whole API with stores on every master; two POPs coherent,
  * a write from outside edgekv included; FLUSHALL on one master ends the hits of its slots only;
  * a slot taken over without MIGRATE (Redis 7.0 sends no invalidation for the keys it drops) is
- * not served from the cache; writes go on through a CLUSTER FAILOVER and the cache serves what
- * the new master holds. The tests share the cluster and run in order (the failover last). */
+ * not served from the cache; a cached store's slot resharded with MIGRATE under reads and writes
+ * (ASK, TRYAGAIN, a key created during the move, MOVED); one master's invalidation link killed by
+ * its pubsub output-buffer limit; writes go on through a CLUSTER FAILOVER and the cache serves
+ * what the new master holds; kill -9 of a master under load. The cluster series of /metrics move
+ * with each. The tests share the cluster and run in order, each leaving it as it found it but
+ * the last (the kill: that node stays down). */
 #include "config.h"
 
 #include <check.h>
@@ -819,6 +823,116 @@ START_TEST(test_failover_under_writes)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- kill -9 of a master */
+
+#define KILL_KEYS 4
+
+/* H9: kill -9 of the master serving a store while POP a writes it and POPs a and b read it. After
+ * its replica takes over, each POP answers what the new master holds (never a value it does not,
+ * cached or not), every acknowledged write the new master holds is read back, and writes go on.
+ * The unavailability window (from the kill to the first acknowledged write after it) is reported.
+ * The killed node stays down: this test must be the suite's last. */
+START_TEST(test_kill_master_under_load)
+{
+    struct ekv_test_proc *a = start_pop(), *b = start_pop();
+    char sid[32], rkey[KILL_KEYS][256], key[32], val[48], path[160];
+    unsigned acked[KILL_KEYS] = {0}, writes = 0, failed = 0, lost = 0;
+    unsigned short dead, now;
+    uint64_t t_kill = 0, t_back = 0, end;
+    double failovers;
+    int slot;
+
+    apic_create_store(a->port, NULL, "kill9", sid);
+    for (int i = 0; i < KILL_KEYS; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        item_path(path, sizeof(path), sid, key);
+        ck_assert_int_eq(apic_status(a->port, "PUT", path, NULL, "w0"), 200);
+        warm(a->port, path, "w0");
+        warm(b->port, path, "w0");
+    }
+    slot = item_slot(sid, "k0", rkey[0], sizeof(rkey[0]));
+    dead = ekv_test_cluster_master_of_slot(cluster, slot);
+    failovers = apic_metric(a->port, "edgekv_origin_failovers_total");
+    end = ekv_test_now_ms() + 20000;
+    /* writes round the keys (w<n>, n growing), each followed by reads through both POPs; the
+     * kill after 300 ms; on until writes have worked again for 500 ms */
+    for (unsigned n = 1;; n++) {
+        int i = (int)(n % KILL_KEYS);
+        uint64_t t = ekv_test_now_ms();
+        struct got g;
+        int st;
+
+        if (t_kill == 0 && n > 1 && t >= end - 20000 + 300) {
+            ekv_test_cluster_kill(cluster, dead);
+            t_kill = ekv_test_now_ms();
+        }
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "w%u", n);
+        item_path(path, sizeof(path), sid, key);
+        st = apic_status(a->port, "PUT", path, NULL, val);
+        writes++;
+        if (st == 200) {
+            acked[i] = n;
+            if (t_kill != 0 && t_back == 0)
+                t_back = ekv_test_now_ms();
+        } else {
+            ck_assert_msg(st == 502 || st == 503 || st == 504, "PUT during the failover: %d", st);
+            failed++;
+            ekv_test_sleep_ms(10);
+        }
+        get(a->port, path, &g);
+        get(b->port, path, &g);
+        if (t_back != 0 && ekv_test_now_ms() > t_back + 500)
+            break;
+        ck_assert_msg(ekv_test_now_ms() < end, "writes never worked again after the kill");
+    }
+    /* the writes worked again: the replica is master (in its own view at least) */
+    for (end = ekv_test_now_ms() + 15000;; ekv_test_sleep_ms(50)) {
+        now = ekv_test_cluster_master_of_slot(cluster, slot);
+        if (now != 0 && now != dead)
+            break;
+        ck_assert_msg(ekv_test_now_ms() < end, "no node took over slot %d", slot);
+    }
+    /* what the new master holds is what both POPs answer, and stays so */
+    for (int i = 0; i < KILL_KEYS; i++) {
+        char *held;
+        unsigned h;
+
+        snprintf(key, sizeof(key), "k%d", i);
+        ck_assert_int_eq(item_slot(sid, key, rkey[i], sizeof(rkey[i])), slot);
+        held = ekv_test_cmd_port_or_fail(now, NULL, "HGET %s v", rkey[i]);
+        ck_assert_msg(held[0] == 'w', "the new master holds \"%s\" for %s", held, key);
+        h = (unsigned)strtoul(held + 1, NULL, 10);
+        ck_assert_msg(h <= acked[i] + KILL_KEYS, "%s: the new master holds w%u, never written", key,
+                      h);
+        lost += h < acked[i];
+        item_path(path, sizeof(path), sid, key);
+        for (int pop = 0; pop < 2; pop++) {
+            unsigned short port = pop == 0 ? a->port : b->port;
+            uint64_t until = ekv_test_now_ms() + 3000;
+            struct got g;
+
+            for (get(port, path, &g); g.status != 200 || strcmp(g.body, held) != 0;
+                 get(port, path, &g)) {
+                ck_assert_msg(ekv_test_now_ms() < until,
+                              "POP %c answers %d \"%s\" for %s; the new master holds \"%s\"",
+                              'a' + pop, g.status, g.body, key, held);
+                ekv_test_sleep_ms(20);
+            }
+            warm(port, path, held);
+        }
+        free(held);
+    }
+    fprintf(stderr,
+            "kill -9 of master %u: writes refused for %llu ms (%u of %u), %u acknowledged "
+            "write(s) lost, %u took over\n",
+            dead, (unsigned long long)(t_back - t_kill), failed, writes, lost, now);
+    ck_assert(metric_above(a->port, failovers, 3000, "edgekv_origin_failovers_total") > failovers);
+    stop_pop(a);
+    stop_pop(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster_e2e");
@@ -837,6 +951,7 @@ int main(void)
     tcase_add_test(tc, test_reshard_under_load);
     tcase_add_test(tc, test_pubsub_buffer_kill);
     tcase_add_test(tc, test_failover_under_writes);
+    tcase_add_test(tc, test_kill_master_under_load); /* the last: a node stays down */
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
 }
