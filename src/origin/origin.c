@@ -76,7 +76,7 @@ struct ekv_origin_op {
     bool internal;     /* the origin's own (the slot map): no observer */
     bool keyed;        /* has a key, so a slot */
     unsigned slot;
-    unsigned redirects; /* MOVED and ASK followed */
+    unsigned redirects; /* MOVED and ASK followed since the last TRYAGAIN */
     unsigned retries;   /* TRYAGAIN and CLUSTERDOWN waited out */
     unsigned seq;      /* replies seen on this op's connection since it was (re)sent */
     uint32_t skip;     /* bit i: reply i is not the op's (SCRIPT LOAD, ASKING) */
@@ -624,8 +624,8 @@ static bool redirected(struct node *n, struct ekv_origin_op *op)
         return false;
     if (now >= op->deadline_ms)
         return false; /* the error is the answer */
-    /* MOVED and ASK at most MAX_REDIRECTS times (a loop between nodes); TRYAGAIN and CLUSTERDOWN
-     * as long as the deadline allows (a migration or a failover that ends within it) */
+    /* MOVED and ASK at most MAX_REDIRECTS times in a row (a loop between nodes); TRYAGAIN and
+     * CLUSTERDOWN as long as the deadline allows (a migration or a failover that ends within it) */
     if ((rd.kind == EKV_REDIRECT_MOVED || rd.kind == EKV_REDIRECT_ASK) &&
         ++op->redirects > MAX_REDIRECTS)
         return false;
@@ -661,6 +661,8 @@ static bool redirected(struct node *n, struct ekv_origin_op *op)
             refresh_soon(o, false);
         op->retry_ms = now + EKV_MIN(10u << EKV_MIN(op->retries, 5u), 200u);
         op->retries++;
+        op->redirects = 0; /* waiting, not a loop: an ASK before each TRYAGAIN (a new key in a
+                            * migrating slot) may repeat until the deadline */
         if (op->retry_ms >= op->deadline_ms)
             return false;
         drop_replies(op);
