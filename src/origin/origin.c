@@ -53,6 +53,7 @@
 #define MAX_REDIRECTS 5
 /* The slot map is asked for at most this often on MOVED or a lost node, and this often anyway. */
 #define REFRESH_THROTTLE_MS 1000
+#define OUTAGE_THROTTLE_MS 100
 #define REFRESH_EVERY_MS 10000
 #define NO_NODE UINT16_MAX
 
@@ -767,15 +768,18 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     ask_map(o, false);
 }
 
-/* A refresh now (@force), or at most once per REFRESH_THROTTLE_MS. */
+/* A refresh now (@force), or at most once per REFRESH_THROTTLE_MS; while a slot has no master
+ * that is up (a master died: its replica takes over within seconds), once per
+ * OUTAGE_THROTTLE_MS, so that the promotion is seen soon after it happens. */
 static void refresh_soon(struct ekv_origin *o, bool force)
 {
     uint64_t now = ekv_clock_now_ms();
+    uint64_t every = atomic_load(&o->up) ? REFRESH_THROTTLE_MS : OUTAGE_THROTTLE_MS;
 
     if (o->refreshing)
         return;
-    if (!force && now < o->refreshed_ms + REFRESH_THROTTLE_MS) {
-        arm(o->refresh_ev, o->refreshed_ms + REFRESH_THROTTLE_MS - now);
+    if (!force && now < o->refreshed_ms + every) {
+        arm(o->refresh_ev, o->refreshed_ms + every - now);
         return;
     }
     arm(o->refresh_ev, 0);
