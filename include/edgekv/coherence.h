@@ -89,8 +89,9 @@ struct ekv_coherence_node {
 size_t ekv_coherence_nodes(const struct ekv_coherence *c, struct ekv_coherence_node *out,
                            size_t max);
 
-/** Someone saw the slot map change (a worker's MOVED): read it now rather than at the next
- * periodic refresh (at most every 100 ms). Any thread; a no-op for a standalone origin. */
+/** Someone saw the slot map change (a worker's map read again or patched by MOVED): read it now
+ * rather than at the next periodic refresh (at most every 100 ms). Any thread; a no-op for a
+ * standalone origin. */
 void ekv_coherence_poke(struct ekv_coherence *c);
 
 #endif /* EDGEKV_COHERENCE_H */

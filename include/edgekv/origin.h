@@ -172,9 +172,6 @@ void ekv_origin_cluster_stats(const struct ekv_origin *o, struct ekv_origin_clus
 typedef void ekv_origin_map_cb(void *arg);
 /** Registers the map callback (NULL to remove); it runs on the origin's loop. */
 void ekv_origin_set_map_cb(struct ekv_origin *o, ekv_origin_map_cb *cb, void *arg);
-/** Registers a callback (NULL to remove) told, on the origin's loop, of every MOVED a node
- * answered (the slot has a new owner: others following the map may want to read it again). */
-void ekv_origin_set_moved_cb(struct ekv_origin *o, ekv_origin_map_cb *cb, void *arg);
 /** A Redis Cluster origin reads the slot map again now (unless a read is under way). A no-op
  * otherwise. Loop thread. */
 void ekv_origin_refresh(struct ekv_origin *o);

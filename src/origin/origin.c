@@ -139,8 +139,6 @@ struct ekv_origin {
     pthread_mutex_t err_lock;
     char error[200];
     atomic_ullong moved, ask, tryagain, refreshes;
-    ekv_origin_map_cb *moved_cb; /* told of every MOVED */
-    void *moved_arg;
     char map_from[64];        /* the node asked for the map (an empty endpoint is it) */
     ekv_origin_map_cb *map_cb; /* told of every change of a slot's owner */
     void *map_arg;
@@ -642,8 +640,6 @@ static bool redirected(struct node *n, struct ekv_origin_op *op)
         to->serving = true;
         if (o->map_cb != NULL)
             o->map_cb(o->map_arg);
-        if (o->moved_cb != NULL)
-            o->moved_cb(o->moved_arg);
         refresh_soon(o, false);
         drop_replies(op);
         send_on(to, op, false);
@@ -1085,12 +1081,6 @@ int ekv_origin_slot_node(const struct ekv_origin *o, unsigned slot)
 const struct ekv_conf_origin *ekv_origin_node_addr(const struct ekv_origin *o, size_t i)
 {
     return i < o->nnodes ? &o->nodes[i]->addr : NULL;
-}
-
-void ekv_origin_set_moved_cb(struct ekv_origin *o, ekv_origin_map_cb *cb, void *arg)
-{
-    o->moved_cb = cb;
-    o->moved_arg = arg;
 }
 
 void ekv_origin_refresh(struct ekv_origin *o)

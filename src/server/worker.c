@@ -464,8 +464,10 @@ static void gauges(void *arg, struct ekv_metrics_gauges *g)
         cluster_gauges(srv, g);
 }
 
-/* A MOVED on this worker's connections: the invalidation links' map is out of date too. */
-static void on_moved(void *arg)
+/* This worker's slot map changed (read again, or patched by a MOVED): the invalidation links'
+ * map may be out of date too (after a master died, their own refresh may come a second later,
+ * and the slots of the new master serve no hit until it does). */
+static void on_map(void *arg)
 {
     struct ekv_server *srv = arg;
 
@@ -516,7 +518,7 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     oopts.label = label;
     oopts.setup = ekv_keyspace_setup(conf->ns, &oopts.setup_argc);
     w->origin = ekv_origin_new(w->base, &oopts);
-    ekv_origin_set_moved_cb(w->origin, on_moved, srv);
+    ekv_origin_set_map_cb(w->origin, on_map, srv);
     ekv_keyspace_setup_free((const char **)oopts.setup);
     w->keyspace =
         ekv_keyspace_new(&(struct ekv_keyspace_opts){

@@ -552,9 +552,9 @@ static void poke_coherence(void *arg)
     ekv_coherence_poke(p->c);
 }
 
-/* A MOVED seen by an origin's command (a worker's) pokes the coherence, which reads the slot map
- * at once rather than at its next periodic refresh (here: not for 10 minutes), and ends the
- * moved slot's entries. */
+/* A MOVED seen by an origin's command (a worker's) changes its map, which pokes the coherence,
+ * which reads the slot map at once rather than at its next periodic refresh (here: not for 10
+ * minutes), and ends the moved slot's entries. */
 START_TEST(test_coherence_poked_by_moved)
 {
     struct seen seen = {0};
@@ -568,14 +568,14 @@ START_TEST(test_coherence_poked_by_moved)
     struct poke pk = {c, 0};
     int never = 0;
 
-    ekv_origin_set_moved_cb(o, poke_coherence, &pk);
+    ekv_origin_set_map_cb(o, poke_coherence, &pk);
     set(o, key, "before");
     ekv_test_cluster_move_slot(cluster, slot, to);
     ekv_test_loop_until(base, &never, 300);
     ck_assert_msg(ekv_coherence_epoch(c, (unsigned)slot) == w.epoch,
                   "the coherence read the map without being poked");
-    set(o, key, "after"); /* MOVED */
-    ck_assert_int_eq(pk.moved, 1);
+    set(o, key, "after"); /* MOVED: the map patched */
+    ck_assert_int_ge(pk.moved, 1);
     ck_assert_msg(ekv_test_loop_until_pred(base, epoch_moved, &w, 2000),
                   "the poke did not make the coherence read the map");
     ck_assert(ekv_coherence_fresh(c, (unsigned)slot, ekv_clock_now_ms(), 1000));
