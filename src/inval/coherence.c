@@ -22,7 +22,7 @@
 #define SLOTS 16384u
 #define MAX_LINKS 256
 #define NONE UINT16_MAX
-/* A poke (a worker saw MOVED) reads the map at once, but at most this often. */
+/* A poke (a worker's map changed) reads the map at once, but at most this often. */
 #define POKE_THROTTLE_MS 100
 
 struct cnode {
@@ -149,7 +149,7 @@ static void on_map(void *arg)
         c->hooks.on_slots(c->hooks.arg);
 }
 
-/* A worker saw MOVED: its map is out of date, and so may ours be (throttled). */
+/* A worker's map changed (read again, or patched by MOVED): ours may be out of date too. */
 static void on_poke(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_coherence *c = arg;
