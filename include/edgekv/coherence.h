@@ -66,6 +66,7 @@ struct ekv_coherence_stats {
     unsigned links, links_live;  /* invalidation links (one per master), subscribed */
     unsigned slots_served;       /* slots with a master (16384 when all is well) */
     uint64_t slot_moves;         /* slots seen served by another master */
+    uint64_t failovers;          /* masters seen losing every slot to another */
     uint64_t keys, flushes, losses; /* summed over the links (inval.h) */
     uint64_t oldest_fence_ms;    /* the oldest fence of a live link */
     char error[160];             /* why a link is down, if one is */
@@ -73,5 +74,24 @@ struct ekv_coherence_stats {
 
 /** A snapshot. Any thread. */
 void ekv_coherence_stats(const struct ekv_coherence *c, struct ekv_coherence_stats *st);
+
+/** One master of a cluster and its invalidation link. */
+struct ekv_coherence_node {
+    char addr[72];                  /* "host:port" ("[v6]:port") */
+    unsigned slots;                 /* slots it serves in the map */
+    bool live;                      /* its link is subscribed */
+    uint64_t fence_ms;              /* monotonic send time of its last acknowledged heartbeat */
+    uint64_t keys, flushes, losses; /* its link's counters (inval.h) */
+};
+
+/** A cluster's masters (every one that ever had a link), at most @max into @out; returns how
+ * many there are (0 for a standalone origin). Any thread. */
+size_t ekv_coherence_nodes(const struct ekv_coherence *c, struct ekv_coherence_node *out,
+                           size_t max);
+
+/** Someone saw the slot map change (a worker's map read again or patched by MOVED): read it now
+ * rather than at the next periodic refresh (at most every 100 ms). Any thread; a no-op for a
+ * standalone origin. */
+void ekv_coherence_poke(struct ekv_coherence *c);
 
 #endif /* EDGEKV_COHERENCE_H */

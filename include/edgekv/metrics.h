@@ -54,6 +54,21 @@ enum ekv_metrics_outcome {
     EKV_MX_COUNT
 };
 
+/** The most cluster nodes /metrics shows one by one. */
+#define EKV_METRICS_MAX_NODES 256
+
+/** One node of a Redis Cluster origin (the `node` label). */
+struct ekv_metrics_node {
+    char addr[72];     /* "host:port" */
+    unsigned data_up;  /* workers whose connection to it is up */
+    uint64_t commands; /* commands the workers sent it */
+    unsigned slots;    /* slots it serves (the invalidation links' map) */
+    bool inval;        /* it has an invalidation link: */
+    bool inval_live;
+    double inval_fence_age_seconds;
+    uint64_t inval_keys;
+};
+
 /** Values owned by other modules, read at scrape time. */
 struct ekv_metrics_gauges {
     uint64_t connections;          /* open client connections */
@@ -70,6 +85,13 @@ struct ekv_metrics_gauges {
     char sentinel_master[80];      /* its "host:port" */
     uint64_t failovers;            /* times the master moved to another node */
     unsigned sentinels_up, sentinels_total; /* Sentinels whose +switch-master feed is up */
+    bool cluster;                           /* a redis-cluster:// origin: */
+    uint64_t redirects_moved, redirects_ask, redirects_tryagain; /* summed over workers */
+    uint64_t map_refreshes;                                      /* slot maps the workers read */
+    uint64_t slot_moves;   /* slots seen served by another master */
+    unsigned slots_served; /* slots with a master */
+    unsigned nnodes;       /* nodes[] in use */
+    struct ekv_metrics_node nodes[EKV_METRICS_MAX_NODES];
 };
 
 /** Metrics for @nworkers worker threads. Never NULL. */

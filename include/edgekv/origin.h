@@ -172,6 +172,22 @@ void ekv_origin_cluster_stats(const struct ekv_origin *o, struct ekv_origin_clus
 typedef void ekv_origin_map_cb(void *arg);
 /** Registers the map callback (NULL to remove); it runs on the origin's loop. */
 void ekv_origin_set_map_cb(struct ekv_origin *o, ekv_origin_map_cb *cb, void *arg);
+/** A Redis Cluster origin reads the slot map again now (unless a read is under way). A no-op
+ * otherwise. Loop thread. */
+void ekv_origin_refresh(struct ekv_origin *o);
+
+/** One node of a Redis Cluster origin, as ekv_origin_nodes() sees it. */
+struct ekv_origin_node_stats {
+    char addr[72];     /* "host:port" ("[v6]:port") */
+    bool up;           /* the connection is up */
+    bool serving;      /* it serves slots in the map */
+    uint64_t commands; /* commands sent to it (resends included) */
+};
+
+/** A Redis Cluster origin's nodes (every node it ever knew: masters, and former ones that now
+ * serve no slot), at most @max of them into @out. Returns how many there are (0 when not a
+ * cluster). Any thread. */
+size_t ekv_origin_nodes(const struct ekv_origin *o, struct ekv_origin_node_stats *out, size_t max);
 /** The node that serves @slot now (an index for ekv_origin_node_addr()), or -1 (no master, or
  * not a cluster). Node indexes stay valid as long as the origin. Loop thread. */
 int ekv_origin_slot_node(const struct ekv_origin *o, unsigned slot);

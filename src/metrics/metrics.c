@@ -255,6 +255,73 @@ static void process_metrics(struct ekv_metrics *m, struct evbuffer *out)
     evbuffer_add_printf(out, "process_start_time_seconds %.3f\n", m->start_time);
 }
 
+/* A Redis Cluster origin: redirections, slot maps, and series labelled by node. */
+static void cluster_metrics(const struct ekv_metrics_gauges *g, struct evbuffer *out)
+{
+    unsigned n = EKV_MIN(g->nnodes, EKV_METRICS_MAX_NODES);
+
+    head(out, "edgekv_origin_redirects_total", "counter",
+         "Cluster redirections the workers followed, by kind (tryagain: TRYAGAIN and "
+         "CLUSTERDOWN).");
+    evbuffer_add_printf(out,
+                        "edgekv_origin_redirects_total{kind=\"moved\"} %llu\n"
+                        "edgekv_origin_redirects_total{kind=\"ask\"} %llu\n"
+                        "edgekv_origin_redirects_total{kind=\"tryagain\"} %llu\n",
+                        (unsigned long long)g->redirects_moved,
+                        (unsigned long long)g->redirects_ask,
+                        (unsigned long long)g->redirects_tryagain);
+    head(out, "edgekv_origin_slot_map_refreshes_total", "counter",
+         "Cluster slot maps the workers read (at start, on MOVED, on a lost node, periodically).");
+    evbuffer_add_printf(out, "edgekv_origin_slot_map_refreshes_total %llu\n",
+                        (unsigned long long)g->map_refreshes);
+    head(out, "edgekv_origin_slot_moves_total", "counter",
+         "Cluster slots seen served by another master (failover, resharding, forced move): each "
+         "ends the hits of its slot.");
+    evbuffer_add_printf(out, "edgekv_origin_slot_moves_total %llu\n",
+                        (unsigned long long)g->slot_moves);
+    head(out, "edgekv_origin_slots_served", "gauge",
+         "Cluster slots served by a master (16384 when the whole keyspace is).");
+    evbuffer_add_printf(out, "edgekv_origin_slots_served %u\n", g->slots_served);
+    head(out, "edgekv_origin_node_up", "gauge",
+         "Worker threads whose connection to this cluster node is up (of edgekv_worker_threads).");
+    for (unsigned i = 0; i < n; i++)
+        evbuffer_add_printf(out, "edgekv_origin_node_up{node=\"%s\"} %u\n", g->nodes[i].addr,
+                            g->nodes[i].data_up);
+    head(out, "edgekv_origin_node_commands_total", "counter",
+         "Commands the workers sent to this cluster node (redirected resends included).");
+    for (unsigned i = 0; i < n; i++)
+        evbuffer_add_printf(out, "edgekv_origin_node_commands_total{node=\"%s\"} %llu\n",
+                            g->nodes[i].addr, (unsigned long long)g->nodes[i].commands);
+    head(out, "edgekv_origin_node_slots", "gauge",
+         "Slots this cluster node serves as a master (0: a replica, or gone).");
+    for (unsigned i = 0; i < n; i++)
+        evbuffer_add_printf(out, "edgekv_origin_node_slots{node=\"%s\"} %u\n", g->nodes[i].addr,
+                            g->nodes[i].slots);
+    if (!g->inval_enabled)
+        return;
+    head(out, "edgekv_invalidation_node_link_up", "gauge",
+         "1 while the invalidation subscription to this cluster master is live, else 0 (its "
+         "slots serve no hit).");
+    for (unsigned i = 0; i < n; i++)
+        if (g->nodes[i].inval)
+            evbuffer_add_printf(out, "edgekv_invalidation_node_link_up{node=\"%s\"} %d\n",
+                                g->nodes[i].addr, g->nodes[i].inval_live ? 1 : 0);
+    head(out, "edgekv_invalidation_node_heartbeat_age_seconds", "gauge",
+         "Age of the last acknowledged heartbeat on this cluster master's invalidation link.");
+    for (unsigned i = 0; i < n; i++)
+        if (g->nodes[i].inval)
+            evbuffer_add_printf(out,
+                                "edgekv_invalidation_node_heartbeat_age_seconds{node=\"%s\"} "
+                                "%.3f\n",
+                                g->nodes[i].addr, g->nodes[i].inval_fence_age_seconds);
+    head(out, "edgekv_invalidation_node_keys_total", "counter",
+         "Invalidated keys received from this cluster master.");
+    for (unsigned i = 0; i < n; i++)
+        if (g->nodes[i].inval)
+            evbuffer_add_printf(out, "edgekv_invalidation_node_keys_total{node=\"%s\"} %llu\n",
+                                g->nodes[i].addr, (unsigned long long)g->nodes[i].inval_keys);
+}
+
 #define SUM(expr)                                                                                  \
     ({                                                                                             \
         uint64_t s_ = 0;                                                                           \
@@ -357,11 +424,16 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
     head(out, "edgekv_origin_connected", "gauge",
          "Worker threads whose Redis connection is up (of edgekv_worker_threads).");
     evbuffer_add_printf(out, "edgekv_origin_connected %u\n", g->origin_connected);
-    if (g->sentinel) {
+    if (g->sentinel || g->cluster) {
         head(out, "edgekv_origin_failovers_total", "counter",
-             "Failovers seen: times the master in use moved to another node.");
+             "Failovers seen: times the master in use moved to another node (a cluster: a "
+             "master whose every slot went to another).");
         evbuffer_add_printf(out, "edgekv_origin_failovers_total %llu\n",
                             (unsigned long long)g->failovers);
+    }
+    if (g->cluster)
+        cluster_metrics(g, out);
+    if (g->sentinel) {
         head(out, "edgekv_sentinel_master_known", "gauge",
              "1 while a master named by the Sentinels and confirmed by ROLE is in use, else 0.");
         evbuffer_add_printf(out, "edgekv_sentinel_master_known %d\n",
@@ -422,14 +494,16 @@ void ekv_metrics_families(void (*cb)(const char *name, const char *type, const c
                           void *arg)
 {
     struct ekv_metrics *m = ekv_metrics_new(1);
-    struct ekv_metrics_gauges g = {.inval_enabled = true, .sentinel = true};
+    struct ekv_metrics_gauges *g = ekv_calloc(1, sizeof(*g));
     struct evbuffer *out = evbuffer_new();
     char *line;
     size_t len;
 
     if (out == NULL)
         EKV_FATAL("out of memory");
-    ekv_metrics_render(m, &g, out);
+    g->inval_enabled = g->sentinel = g->cluster = true;
+    ekv_metrics_render(m, g, out);
+    ekv_free(g);
     /* "# HELP name text" then "# TYPE name type" */
     while ((line = evbuffer_readln(out, &len, EVBUFFER_EOL_LF)) != NULL) {
         char *sp, *type;

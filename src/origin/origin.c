@@ -14,8 +14,8 @@
  * keeps its commands' replies, as the reader built them, until its last one is in.
  *
  * Cluster redirections: a reply that proves the command did not run (MOVED, ASK, TRYAGAIN,
- * CLUSTERDOWN) sends the same bytes again, within the op's own deadline and at most
- * MAX_REDIRECTS times: MOVED to the new owner (the map is patched and a refresh is asked for),
+ * CLUSTERDOWN) sends the same bytes again, within the op's own deadline (and MOVED or ASK at most
+ * MAX_REDIRECTS times): MOVED to the new owner (the map is patched and a refresh is asked for),
  * ASK to the target once behind ASKING, TRYAGAIN and CLUSTERDOWN to the owner after a backoff.
  * Anything else (an error that is not a redirection, a lost connection) is the caller's, so a
  * write is never resent on a guess. */
@@ -53,6 +53,7 @@
 #define MAX_REDIRECTS 5
 /* The slot map is asked for at most this often on MOVED or a lost node, and this often anyway. */
 #define REFRESH_THROTTLE_MS 1000
+#define OUTAGE_THROTTLE_MS 100
 #define REFRESH_EVERY_MS 10000
 #define NO_NODE UINT16_MAX
 
@@ -76,7 +77,8 @@ struct ekv_origin_op {
     bool internal;     /* the origin's own (the slot map): no observer */
     bool keyed;        /* has a key, so a slot */
     unsigned slot;
-    unsigned redirects;
+    unsigned redirects; /* MOVED and ASK followed since the last TRYAGAIN */
+    unsigned retries;   /* TRYAGAIN and CLUSTERDOWN waited out */
     unsigned seq;      /* replies seen on this op's connection since it was (re)sent */
     uint32_t skip;     /* bit i: reply i is not the op's (SCRIPT LOAD, ASKING) */
     unsigned nwant;    /* replies this op is answered with: 1, or a pipeline's commands */
@@ -92,12 +94,14 @@ struct node {
     struct ekv_origin_link *link;
     struct ekv_conf_origin addr; /* cluster: host points at host[] */
     char host[64];
+    char name[72];           /* "host:port" ("[host]:port" for IPv6), for the metrics */
     unsigned setup_pending;  /* SCRIPT LOAD (or PING) replies still expected */
     struct op_list inflight; /* sent, in send order */
     size_t npending;
     struct event *deadline_ev;
     unsigned unwritten;      /* ops queued since the last eager write (see sent()) */
-    bool serving;            /* cluster: owns slots in the current map */
+    atomic_bool serving;     /* cluster: owns slots in the current map (any thread reads) */
+    atomic_ullong commands;  /* sent here, resends included (any thread reads) */
 };
 
 struct ekv_origin {
@@ -108,8 +112,10 @@ struct ekv_origin {
     size_t nscripts;
     const struct ekv_origin_tls *tls;
     char label[64];
-    struct node **nodes;
+    struct node **nodes; /* room for EKV_CLUSTER_MAX_NODES (one when standalone): never
+                          * moved, so other threads may read the first nnodes_pub */
     size_t nnodes;
+    atomic_size_t nnodes_pub; /* complete nodes, for other threads */
     struct op_list failing;  /* answered with EKV_ECLOSED on the next loop turn */
     struct event *fail_ev;
     ekv_origin_state_cb *state_cb;
@@ -346,6 +352,9 @@ static struct ekv_origin_op *sent(struct node *n, struct ekv_origin_op *op)
     }
     op->n = n;
     op->seq = 0;
+    atomic_store_explicit(&n->commands,
+                          atomic_load_explicit(&n->commands, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (TAILQ_EMPTY(&n->inflight))
         arm(n->deadline_ev, wait_ms);
     TAILQ_INSERT_TAIL(&n->inflight, op, link);
@@ -500,6 +509,13 @@ static struct node *node_at(struct ekv_origin *o, const char *host, uint16_t por
                     o->label, host);
         return NULL;
     }
+    if (o->nnodes == EKV_CLUSTER_MAX_NODES) {
+        unsigned suppressed;
+        if (ekv_log_limit_allow_now(&o->name_log, 10000, &suppressed))
+            ekv_log(EKV_LOG_WARN, "%s: more than %u cluster nodes: %.64s:%u ignored", o->label,
+                    EKV_CLUSTER_MAX_NODES, host, (unsigned)port);
+        return NULL;
+    }
     return node_new(o, NULL, NULL, host, port);
 }
 
@@ -536,8 +552,11 @@ static struct ekv_origin_op *send_on(struct node *n, struct ekv_origin_op *op, b
 {
     const char *askv[] = {"ASKING"};
 
-    if (ekv_origin_link_failing(n->link))
+    if (ekv_origin_link_failing(n->link)) {
+        if (n->o->cluster && !op->internal)
+            refresh_soon(n->o, false); /* a failover may have given its slots to another */
         return fail_soon(n->o, op);
+    }
     op->skip = 0;
     if (!asking) {
         ekv_origin_link_send_buf(n->link, op->cmd);
@@ -557,8 +576,10 @@ static struct ekv_origin_op *route(struct ekv_origin *o, struct ekv_origin_op *o
 {
     struct node *n = op->keyed ? owner_of(o, op->slot) : any_up(o);
 
-    if (n == NULL)
+    if (n == NULL) {
+        refresh_soon(o, false); /* a replica may have taken over since */
         return fail_soon(o, op);
+    }
     return send_on(n, op, false);
 }
 
@@ -600,8 +621,13 @@ static bool redirected(struct node *n, struct ekv_origin_op *op)
     if (ekv_redirect_parse(err->str, err->len, n->host, &rd) != EKV_OK ||
         rd.kind == EKV_REDIRECT_NONE)
         return false;
-    if (++op->redirects > MAX_REDIRECTS || now >= op->deadline_ms)
+    if (now >= op->deadline_ms)
         return false; /* the error is the answer */
+    /* MOVED and ASK at most MAX_REDIRECTS times in a row (a loop between nodes); TRYAGAIN and
+     * CLUSTERDOWN as long as the deadline allows (a migration or a failover that ends within it) */
+    if ((rd.kind == EKV_REDIRECT_MOVED || rd.kind == EKV_REDIRECT_ASK) &&
+        ++op->redirects > MAX_REDIRECTS)
+        return false;
     switch (rd.kind) {
     case EKV_REDIRECT_MOVED:
         atomic_fetch_add_explicit(&o->moved, 1, memory_order_relaxed);
@@ -630,7 +656,10 @@ static bool redirected(struct node *n, struct ekv_origin_op *op)
         atomic_fetch_add_explicit(&o->tryagain, 1, memory_order_relaxed);
         if (rd.kind == EKV_REDIRECT_CLUSTERDOWN)
             refresh_soon(o, false);
-        op->retry_ms = now + EKV_MIN(10u << (op->redirects - 1), 200u);
+        op->retry_ms = now + EKV_MIN(10u << EKV_MIN(op->retries, 5u), 200u);
+        op->retries++;
+        op->redirects = 0; /* waiting, not a loop: an ASK before each TRYAGAIN (a new key in a
+                            * migrating slot) may repeat until the deadline */
         if (op->retry_ms >= op->deadline_ms)
             return false;
         drop_replies(op);
@@ -735,15 +764,18 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     ask_map(o, false);
 }
 
-/* A refresh now (@force), or at most once per REFRESH_THROTTLE_MS. */
+/* A refresh now (@force), or at most once per REFRESH_THROTTLE_MS; while a slot has no master
+ * that is up (a master died: its replica takes over within seconds), once per
+ * OUTAGE_THROTTLE_MS, so that the promotion is seen soon after it happens. */
 static void refresh_soon(struct ekv_origin *o, bool force)
 {
     uint64_t now = ekv_clock_now_ms();
+    uint64_t every = atomic_load(&o->up) ? REFRESH_THROTTLE_MS : OUTAGE_THROTTLE_MS;
 
     if (o->refreshing)
         return;
-    if (!force && now < o->refreshed_ms + REFRESH_THROTTLE_MS) {
-        arm(o->refresh_ev, o->refreshed_ms + REFRESH_THROTTLE_MS - now);
+    if (!force && now < o->refreshed_ms + every) {
+        arm(o->refresh_ev, o->refreshed_ms + every - now);
         return;
     }
     arm(o->refresh_ev, 0);
@@ -901,14 +933,16 @@ static struct node *node_new(struct ekv_origin *o, const struct ekv_conf_origin 
         n->addr.tls_name = NULL;
         addr = &n->addr;
         snprintf(label, sizeof(label), "%s %s:%u", o->label, host, (unsigned)port);
+        snprintf(n->name, sizeof(n->name), strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)port);
     } else {
         snprintf(label, sizeof(label), "%s", o->label);
     }
-    if (o->nnodes == NO_NODE)
-        EKV_FATAL("origin: too many cluster nodes");
-    o->nodes = ekv_realloc(o->nodes, (o->nnodes + 1) * sizeof(*o->nodes));
+    atomic_init(&n->serving, false);
+    atomic_init(&n->commands, 0);
     o->nodes[o->nnodes++] = n;
     n->link = ekv_origin_link_new(o->base, addr, follow, o->tls, o->timeout_ms, label, &hooks);
+    atomic_store(&o->nnodes_pub, o->nnodes); /* complete: other threads may look at it */
     return n;
 }
 
@@ -934,6 +968,8 @@ struct ekv_origin *ekv_origin_new(struct event_base *base, const struct ekv_orig
         EKV_FATAL("origin: out of memory");
     snprintf(o->label, sizeof(o->label), "origin: %s",
              opts->label != NULL ? opts->label : "origin");
+    atomic_init(&o->nnodes_pub, 0);
+    o->nodes = ekv_calloc(opts->nseeds == 0 ? 1 : EKV_CLUSTER_MAX_NODES, sizeof(*o->nodes));
     if (opts->nseeds == 0) {
         node_new(o, opts->addr, opts->sentinel, NULL, 0);
         return o;
@@ -1045,6 +1081,26 @@ int ekv_origin_slot_node(const struct ekv_origin *o, unsigned slot)
 const struct ekv_conf_origin *ekv_origin_node_addr(const struct ekv_origin *o, size_t i)
 {
     return i < o->nnodes ? &o->nodes[i]->addr : NULL;
+}
+
+void ekv_origin_refresh(struct ekv_origin *o)
+{
+    if (o->cluster)
+        refresh_soon(o, true);
+}
+
+size_t ekv_origin_nodes(const struct ekv_origin *o, struct ekv_origin_node_stats *out, size_t max)
+{
+    size_t n = o->cluster ? atomic_load(&o->nnodes_pub) : 0;
+
+    for (size_t i = 0; i < n && i < max; i++) {
+        const struct node *nd = o->nodes[i];
+        snprintf(out[i].addr, sizeof(out[i].addr), "%s", nd->name);
+        out[i].up = ekv_origin_link_up(nd->link);
+        out[i].serving = atomic_load(&nd->serving);
+        out[i].commands = atomic_load_explicit(&nd->commands, memory_order_relaxed);
+    }
+    return n;
 }
 
 void ekv_origin_cluster_stats(const struct ekv_origin *o, struct ekv_origin_cluster_stats *st)

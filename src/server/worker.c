@@ -348,6 +348,72 @@ static bool origins_up(void *arg, char *why, size_t whylen)
     return true;
 }
 
+/* The entry of node @addr in @g, added if new; NULL when the table is full. */
+static struct ekv_metrics_node *gauge_node(struct ekv_metrics_gauges *g, const char *addr)
+{
+    for (unsigned i = 0; i < g->nnodes; i++)
+        if (strcmp(g->nodes[i].addr, addr) == 0)
+            return &g->nodes[i];
+    if (g->nnodes == EKV_METRICS_MAX_NODES)
+        return NULL;
+    snprintf(g->nodes[g->nnodes].addr, sizeof(g->nodes[0].addr), "%s", addr);
+    return &g->nodes[g->nnodes++];
+}
+
+/* A Redis Cluster origin: the workers' redirections and maps, and each node as the workers and
+ * the invalidation links see it. */
+static void cluster_gauges(struct ekv_server *srv, struct ekv_metrics_gauges *g)
+{
+    struct ekv_origin_node_stats ns[EKV_METRICS_MAX_NODES];
+    struct ekv_coherence_node cn[EKV_METRICS_MAX_NODES];
+    uint64_t now = ekv_clock_now_ms();
+
+    g->cluster = true;
+    for (unsigned w = 0; w < srv->nworkers; w++) {
+        const struct ekv_origin *o = srv->workers[w].origin;
+        struct ekv_origin_cluster_stats cs;
+        size_t n;
+
+        if (o == NULL)
+            continue;
+        ekv_origin_cluster_stats(o, &cs);
+        g->redirects_moved += cs.moved;
+        g->redirects_ask += cs.ask;
+        g->redirects_tryagain += cs.tryagain;
+        g->map_refreshes += cs.refreshes;
+        n = EKV_MIN(ekv_origin_nodes(o, ns, EKV_METRICS_MAX_NODES), EKV_METRICS_MAX_NODES);
+        for (size_t i = 0; i < n; i++) {
+            struct ekv_metrics_node *mn = gauge_node(g, ns[i].addr);
+            if (mn == NULL)
+                continue;
+            mn->data_up += ns[i].up;
+            mn->commands += ns[i].commands;
+        }
+    }
+    if (srv->coh != NULL) {
+        struct ekv_coherence_stats st;
+        size_t n = EKV_MIN(ekv_coherence_nodes(srv->coh, cn, EKV_METRICS_MAX_NODES),
+                           EKV_METRICS_MAX_NODES);
+
+        ekv_coherence_stats(srv->coh, &st);
+        g->failovers = st.failovers;
+        g->slot_moves = st.slot_moves;
+        g->slots_served = st.slots_served;
+        for (size_t i = 0; i < n; i++) {
+            struct ekv_metrics_node *mn = gauge_node(g, cn[i].addr);
+            if (mn == NULL)
+                continue;
+            mn->slots = cn[i].slots;
+            mn->inval = true;
+            mn->inval_live = cn[i].live;
+            mn->inval_fence_age_seconds = cn[i].live && cn[i].fence_ms != 0 && now > cn[i].fence_ms
+                                              ? (double)(now - cn[i].fence_ms) / 1000.0
+                                              : 0;
+            mn->inval_keys = cn[i].keys;
+        }
+    }
+}
+
 /* /metrics: the values other modules own (any worker thread). */
 static void gauges(void *arg, struct ekv_metrics_gauges *g)
 {
@@ -394,6 +460,19 @@ static void gauges(void *arg, struct ekv_metrics_gauges *g)
         g->inval_flushes = cs.flushes;
         g->inval_losses = cs.losses;
     }
+    if (srv->nseeds > 0)
+        cluster_gauges(srv, g);
+}
+
+/* This worker's slot map changed (read again, or patched by a MOVED): the invalidation links'
+ * map may be out of date too (after a master died, their own refresh may come a second later,
+ * and the slots of the new master serve no hit until it does). */
+static void on_map(void *arg)
+{
+    struct ekv_server *srv = arg;
+
+    if (srv->coh != NULL)
+        ekv_coherence_poke(srv->coh);
 }
 
 int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char *err,
@@ -439,6 +518,7 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     oopts.label = label;
     oopts.setup = ekv_keyspace_setup(conf->ns, &oopts.setup_argc);
     w->origin = ekv_origin_new(w->base, &oopts);
+    ekv_origin_set_map_cb(w->origin, on_map, srv);
     ekv_keyspace_setup_free((const char **)oopts.setup);
     w->keyspace =
         ekv_keyspace_new(&(struct ekv_keyspace_opts){

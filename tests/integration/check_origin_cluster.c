@@ -7,7 +7,8 @@
  * master, invalidations from each; FLUSHALL on one master ends its slots' entries only; its link
  * killed: its slots are not fresh until it is back (and their entries are dead), the others stay
  * fresh; a slot taken over without MIGRATE (no invalidation in 7.0) and a failover end the
- * entries of the slots concerned. The tests share the cluster and run in order (the failovers
+ * entries of the slots concerned; a MOVED seen by an origin pokes the coherence into reading the
+ * map at once. The tests share the cluster and run in order (the failovers
  * last). */
 #include "config.h"
 
@@ -376,14 +377,18 @@ static void co_slots(void *arg)
 
 static const char *const co_prefixes[] = {"co:"};
 
-static struct ekv_coherence *coherence_new(struct seen *seen)
+static struct ekv_coherence *coherence_new_every(struct seen *seen, uint64_t refresh_ms)
 {
     struct ekv_coherence_opts co = {
-        .inval = {.prefixes = co_prefixes, .nprefixes = 1, .heartbeat_channel = "co:heartbeat",
-                  .heartbeat_ms = 100, .stall_ms = 1000, .timeout_ms = 1000},
+        .inval = {.prefixes = co_prefixes,
+                  .nprefixes = 1,
+                  .heartbeat_channel = "co:heartbeat",
+                  .heartbeat_ms = 100,
+                  .stall_ms = 1000,
+                  .timeout_ms = 1000},
         .seeds = seeds,
         .nseeds = 1,
-        .refresh_ms = 200,
+        .refresh_ms = refresh_ms,
     };
     struct ekv_coherence_hooks h = {.on_key = co_key, .on_flush = co_flush,
                                     .on_slots = co_slots, .arg = seen};
@@ -396,6 +401,11 @@ static struct ekv_coherence *coherence_new(struct seen *seen)
     ck_assert_msg(ekv_coherence_all_fresh(c, ekv_clock_now_ms(), 1000),
                   "never a fresh link on every master");
     return c;
+}
+
+static struct ekv_coherence *coherence_new(struct seen *seen)
+{
+    return coherence_new_every(seen, 200);
 }
 
 /* Runs the loop until @pred holds (at most @ms). */
@@ -529,6 +539,52 @@ START_TEST(test_coherence_forced_move)
 }
 END_TEST
 
+struct poke {
+    struct ekv_coherence *c;
+    int moved;
+};
+
+static void poke_coherence(void *arg)
+{
+    struct poke *p = arg;
+
+    p->moved++;
+    ekv_coherence_poke(p->c);
+}
+
+/* A MOVED seen by an origin's command (a worker's) changes its map, which pokes the coherence,
+ * which reads the slot map at once rather than at its next periodic refresh (here: not for 10
+ * minutes), and ends the moved slot's entries. */
+START_TEST(test_coherence_poked_by_moved)
+{
+    struct seen seen = {0};
+    struct ekv_coherence *c = coherence_new_every(&seen, 600000);
+    struct ekv_origin *o = origin_new();
+    const char *key = "co:{e0}";
+    int slot = ekv_test_cluster_keyslot(cluster, key);
+    unsigned short from = ekv_test_cluster_master_of_slot(cluster, slot);
+    unsigned short to = other_master(from);
+    struct co_wait w = {c, (unsigned)slot, ekv_coherence_epoch(c, (unsigned)slot), false};
+    struct poke pk = {c, 0};
+    int never = 0;
+
+    ekv_origin_set_map_cb(o, poke_coherence, &pk);
+    set(o, key, "before");
+    ekv_test_cluster_move_slot(cluster, slot, to);
+    ekv_test_loop_until(base, &never, 300);
+    ck_assert_msg(ekv_coherence_epoch(c, (unsigned)slot) == w.epoch,
+                  "the coherence read the map without being poked");
+    set(o, key, "after"); /* MOVED: the map patched */
+    ck_assert_int_ge(pk.moved, 1);
+    ck_assert_msg(ekv_test_loop_until_pred(base, epoch_moved, &w, 2000),
+                  "the poke did not make the coherence read the map");
+    ck_assert(ekv_coherence_fresh(c, (unsigned)slot, ekv_clock_now_ms(), 1000));
+    ekv_test_cluster_move_slot(cluster, slot, from);
+    ekv_origin_free(o);
+    ekv_coherence_free(c);
+}
+END_TEST
+
 /* CLUSTER FAILOVER disconnects nobody: the map shows the new master, the slots' entries end,
  * and the new master gets a link of its own, whose invalidations arrive. */
 START_TEST(test_coherence_failover)
@@ -578,6 +634,7 @@ int main(void)
     tcase_add_test(tc, test_coherence_flushall_one_master);
     tcase_add_test(tc, test_coherence_one_link_killed);
     tcase_add_test(tc, test_coherence_forced_move);
+    tcase_add_test(tc, test_coherence_poked_by_moved);
     tcase_add_test(tc, test_failover_followed);
     tcase_add_test(tc, test_coherence_failover);
     suite_add_tcase(s, tc);
