@@ -86,6 +86,13 @@ struct ekv_conf {
     bool protected_mode;               /* protected-mode: yes */
     int log_level;                     /* log-level: info (enum ekv_log_level) */
     char *access_log;                  /* access-log: empty = NULL (no access log) */
+    struct ekv_conf_addr tls_listen;   /* tls-listen: empty (no HTTPS) */
+    char *tls_cert_file;               /* tls-cert-file: empty = NULL */
+    char *tls_key_file;                /* tls-key-file: empty = NULL */
+    char *tls_client_ca_file;          /* tls-client-ca-file: empty = NULL (no mTLS) */
+    char *tls_min_version;             /* tls-min-version: "1.2" or "1.3" */
+    char *tls_ciphers;                 /* tls-ciphers: empty = NULL (OpenSSL's defaults) */
+    char *tls_ciphersuites;            /* tls-ciphersuites: empty = NULL (OpenSSL's defaults) */
     char *origin_tls_ca_file;          /* origin-tls-ca-file: empty = NULL (the system's store) */
     char *origin_tls_cert_file;        /* origin-tls-cert-file: empty = NULL */
     char *origin_tls_key_file;         /* origin-tls-key-file: empty = NULL */
@@ -93,6 +100,9 @@ struct ekv_conf {
     bool origin_tls_verify;            /* origin-tls-verify: yes */
     char *sentinel_user;               /* sentinel-user: empty = NULL */
     char *sentinel_password;           /* sentinel-password: empty = NULL (never log it) */
+    char **where;                      /* where each directive was set ("FILE:LINE",
+                                        * "--NAME"), indexed like the table; NULL entries for
+                                        * defaults. Read it with ekv_conf_where(). */
 };
 
 /** What the command line asked for besides directives. */
@@ -160,6 +170,18 @@ bool ekv_conf_equal(const struct ekv_conf *a, const struct ekv_conf *b);
 unsigned ekv_conf_reload_merge(struct ekv_conf *next, const struct ekv_conf *running,
                                char *changed, size_t changedlen, char *restart,
                                size_t restartlen);
+
+/**
+ * Where directive @name got its value: "FILE:LINE" or "--NAME" (the command line), or NULL
+ * for a built-in default (or an unknown name). Valid as long as @conf.
+ */
+const char *ekv_conf_where(const struct ekv_conf *conf, const char *name);
+
+/**
+ * "FILE:LINE: NAME", "--NAME" or "NAME" (a default) into @buf: how an error about the value of
+ * directive @name names it (edgekv -t, a reload).
+ */
+void ekv_conf_fmt_where(const struct ekv_conf *conf, const char *name, char *buf, size_t len);
 
 /** Whether a new value of directive @name takes effect on reload (false: restart, or unknown). */
 bool ekv_conf_reloadable(const char *name);

@@ -64,13 +64,22 @@ typedef void ekv_http_closed_cb(void *arg);
 /** Called as a request is answered, with its status (for metrics). @req is still valid. */
 typedef void ekv_http_done_cb(struct ekv_http_req *req, int status, void *arg);
 
+/**
+ * Called once for every TLS connection whose handshake did not complete (a protocol error, a
+ * client certificate refused, the client gone or too slow: header-timeout), with the client's
+ * address and why ("tls: no shared cipher", "tls: handshake timed out"); not while the server
+ * drains. For metrics and the log.
+ */
+typedef void ekv_http_tls_error_cb(const char *peer, const char *why, void *arg);
+
 struct ekv_http_hooks {
     ekv_http_head_cb *on_head;
     ekv_http_request_cb *on_request;
     ekv_http_done_cb *on_done; /* may be NULL */
-    void *arg;               /* passed to on_head, on_request and on_done */
+    void *arg;               /* passed to on_head, on_request, on_done and on_tls_error */
     ekv_http_closed_cb *on_closed;
     void *closed_arg;        /* passed to on_closed */
+    ekv_http_tls_error_cb *on_tls_error; /* may be NULL */
 };
 
 /** A server on @base. @limits and @hooks are copied. Never NULL (aborts on OOM). */
@@ -87,6 +96,50 @@ void ekv_http_server_free(struct ekv_http_server *srv);
  * Returns EKV_OK or EKV_ERROR.
  */
 int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag);
+
+/* ---- HTTPS: a TLS server context, shared by every worker (OpenSSL contexts are thread-safe
+ * once set up), and connections adopted with it */
+
+struct ekv_http_tls;     /* a server context: certificate, key, client CA, versions, ciphers */
+struct ekv_http_tickets; /* session ticket keys, rotated; shared by the contexts of a process */
+
+/** What a server context is made of. The labels name each setting in error messages
+ * ("edgekv.conf:7: tls-cert-file"). */
+struct ekv_http_tls_opts {
+    const char *cert_file, *cert_label;           /* PEM certificate chain (required) */
+    const char *key_file, *key_label;             /* PEM private key, not encrypted (required) */
+    const char *client_ca_file, *client_ca_label; /* mTLS: the CAs a client must chain to, or
+                                                   * NULL for no client certificates */
+    bool tls13_only;                              /* TLS 1.3 only, else 1.2 and 1.3 */
+    const char *ciphers, *ciphers_label;          /* TLS 1.2 cipher list, or NULL */
+    const char *ciphersuites, *ciphersuites_label; /* TLS 1.3 suites, or NULL */
+    struct ekv_http_tickets *tickets;             /* NULL: OpenSSL's own ticket keys */
+};
+
+/**
+ * Loads a server context from @o (blocking file reads: start-up, -t and reload only). ALPN
+ * selects http/1.1; session tickets resume sessions. Returns NULL with "LABEL: reason" in
+ * @err (unreadable file, not PEM, key that does not match the certificate, no cipher).
+ * @warn, when not NULL, receives a warning about a context that loads but may not serve
+ * well (an expired certificate), else "".
+ */
+struct ekv_http_tls *ekv_http_tls_new(const struct ekv_http_tls_opts *o, char *warn,
+                                      size_t warnlen, char *err, size_t errlen);
+/** Frees @t; connections adopted with it keep what they use. NULL is a no-op. */
+void ekv_http_tls_free(struct ekv_http_tls *t);
+
+/**
+ * Session ticket keys for every context made with them: a new key every @rotate_s seconds
+ * encrypts new tickets, and the two before it still decrypt (and renew) older ones. Must
+ * outlive every context and connection that uses it. Never NULL.
+ */
+struct ekv_http_tickets *ekv_http_tickets_new(unsigned rotate_s);
+void ekv_http_tickets_free(struct ekv_http_tickets *tk);
+
+/** As ekv_http_server_adopt(), but the connection speaks TLS with @tls (handshake first,
+ * bounded by header_timeout_ms). */
+int ekv_http_server_adopt_tls(struct ekv_http_server *srv, int fd, int tag,
+                              const struct ekv_http_tls *tls);
 
 /** Graceful stop: idle connections close now, busy ones after their current responses
  * (answered with Connection: close). */

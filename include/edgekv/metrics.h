@@ -112,6 +112,8 @@ void ekv_metrics_origin(struct ekv_metrics_worker *w, enum ekv_metrics_op op,
 
 /** One client connection accepted, or refused (max-connections reached). */
 void ekv_metrics_connection(struct ekv_metrics_worker *w, bool refused);
+/** One TLS handshake of a client that failed (or timed out). */
+void ekv_metrics_tls_handshake_failure(struct ekv_metrics_worker *w);
 /** Access log lines dropped (the file could not keep up, or a write failed). */
 void ekv_metrics_access_log_dropped(struct ekv_metrics_worker *w, uint64_t lines);
 /** One configuration reload (SIGHUP) that was applied (@ok) or rejected. Any thread. */

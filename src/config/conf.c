@@ -149,8 +149,12 @@ int ekv_conf_apply_at(struct ekv_conf *conf, const struct ekv_conf_directive *d,
 {
     char why[512];
 
-    if (apply(conf, d, value, why, sizeof(why)) == EKV_OK)
+    if (apply(conf, d, value, why, sizeof(why)) == EKV_OK) {
+        char **w = &conf->where[ekv_conf_index(d)];
+        ekv_free(*w);
+        *w = where != NULL && strcmp(where, "default") != 0 ? ekv_strdup(where) : NULL;
         return EKV_OK;
+    }
     if (where == NULL)
         ekv_conf_errf(err, errlen, "%s: %s", d->name, why);
     else if (where[0] == '-')
@@ -164,6 +168,8 @@ struct ekv_conf *ekv_conf_new(void)
 {
     struct ekv_conf *conf = ekv_calloc(1, sizeof(*conf));
     char err[512];
+
+    conf->where = ekv_calloc(EKV_CONF_NDIRECTIVES, sizeof(*conf->where));
 
     for (size_t i = 0; i < EKV_CONF_NDIRECTIVES; i++) {
         const struct ekv_conf_directive *d = &ekv_conf_directives[i];
@@ -182,6 +188,16 @@ void ekv_conf_free(struct ekv_conf *conf)
         return;
     addr_clear(&conf->listen);
     addr_clear(&conf->admin_listen);
+    addr_clear(&conf->tls_listen);
+    ekv_free(conf->tls_cert_file);
+    ekv_free(conf->tls_key_file);
+    ekv_free(conf->tls_client_ca_file);
+    ekv_free(conf->tls_min_version);
+    ekv_free(conf->tls_ciphers);
+    ekv_free(conf->tls_ciphersuites);
+    for (size_t i = 0; i < EKV_CONF_NDIRECTIVES; i++)
+        ekv_free(conf->where[i]);
+    ekv_free(conf->where);
     ekv_conf_free_secret(conf->origin_url);
     ekv_conf_origin_clear(&conf->origin);
     ekv_free(conf->ns);
@@ -217,6 +233,30 @@ int ekv_conf_set(struct ekv_conf *conf, const char *name, const char *value, con
 
 /* ------------------------------------------------------------------ checks across directives */
 
+/* tls-listen and its files go together (the files themselves are loaded by the server). */
+static int check_tls(const struct ekv_conf *conf, char *err, size_t errlen)
+{
+    const char *set = conf->tls_cert_file != NULL        ? "tls-cert-file"
+                      : conf->tls_key_file != NULL       ? "tls-key-file"
+                      : conf->tls_client_ca_file != NULL ? "tls-client-ca-file"
+                      : conf->tls_ciphers != NULL        ? "tls-ciphers"
+                      : conf->tls_ciphersuites != NULL   ? "tls-ciphersuites"
+                                                         : NULL;
+
+    if (conf->tls_listen.host == NULL) {
+        if (set != NULL) {
+            ekv_conf_errf(err, errlen, "%s is set but tls-listen is empty", set);
+            return EKV_EINVAL;
+        }
+        return EKV_OK;
+    }
+    if (conf->tls_cert_file == NULL || conf->tls_key_file == NULL) {
+        ekv_conf_errf(err, errlen, "tls-listen needs tls-cert-file and tls-key-file");
+        return EKV_EINVAL;
+    }
+    return EKV_OK;
+}
+
 int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
 {
     const struct ekv_conf_addr *l = &conf->listen, *adm = &conf->admin_listen;
@@ -245,13 +285,18 @@ int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
         ekv_conf_errf(err, errlen, "sentinel-user needs sentinel-password");
         return EKV_EINVAL;
     }
-    if (conf->protected_mode && conf->api_tokens.count == 0 &&
-        !ekv_conf_host_is_loopback(l->host)) {
-        ekv_conf_fmt_addr(a, sizeof(a), l);
+    if (check_tls(conf, err, errlen) != EKV_OK)
+        return EKV_EINVAL;
+    for (int i = 0; i < 2; i++) {
+        const struct ekv_conf_addr *x = i == 0 ? l : &conf->tls_listen;
+        if (x->host == NULL || !conf->protected_mode || conf->api_tokens.count > 0 ||
+            ekv_conf_host_is_loopback(x->host))
+            continue;
+        ekv_conf_fmt_addr(a, sizeof(a), x);
         ekv_conf_errf(err, errlen,
-                      "listen %s is not a loopback address and no api-token is set: set api-token, "
-                      "listen on 127.0.0.1, or set protected-mode no",
-                      a);
+                      "%s %s is not a loopback address and no api-token is set: set api-token, "
+                      "%s on 127.0.0.1, or set protected-mode no",
+                      i == 0 ? "listen" : "tls-listen", a, i == 0 ? "listen" : "tls-listen");
         return EKV_EINVAL;
     }
     /* Two listeners on one port: the second bind would fail, or with SO_REUSEPORT quietly
@@ -274,6 +319,19 @@ int ekv_conf_validate(const struct ekv_conf *conf, char *err, size_t errlen)
                 "another port, or leave admin-listen empty to serve /metrics, /healthz and "
                 "/readyz on listen",
                 a, b);
+            return EKV_EINVAL;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        const struct ekv_conf_addr *t = &conf->tls_listen, *x = i == 0 ? l : adm;
+        if (t->host == NULL || x->host == NULL || t->port == 0 || t->port != x->port)
+            continue;
+        if (ekv_conf_same_host(t->host, x->host) || ekv_conf_host_is_wildcard(t->host) ||
+            ekv_conf_host_is_wildcard(x->host)) {
+            ekv_conf_fmt_addr(a, sizeof(a), t);
+            ekv_conf_fmt_addr(b, sizeof(b), x);
+            ekv_conf_errf(err, errlen, "tls-listen %s overlaps %s %s: give it another port", a,
+                          i == 0 ? "listen" : "admin-listen", b);
             return EKV_EINVAL;
         }
     }
@@ -333,6 +391,10 @@ static void copy_value(const struct ekv_conf_directive *d, struct ekv_conf *dst,
 {
     void *pd = ekv_conf_field(dst, d);
     const void *ps = ekv_conf_cfield(src, d);
+    const char *w = src->where[ekv_conf_index(d)];
+
+    ekv_free(dst->where[ekv_conf_index(d)]);
+    dst->where[ekv_conf_index(d)] = w != NULL ? ekv_strdup(w) : NULL;
 
     switch (d->type) {
     case T_ADDR: {
@@ -424,4 +486,23 @@ bool ekv_conf_reloadable(const char *name)
     const struct ekv_conf_directive *d = ekv_conf_lookup(name, strlen(name));
 
     return d != NULL && (d->flags & D_RELOAD) != 0;
+}
+
+const char *ekv_conf_where(const struct ekv_conf *conf, const char *name)
+{
+    const struct ekv_conf_directive *d = ekv_conf_lookup(name, strlen(name));
+
+    return d != NULL ? conf->where[ekv_conf_index(d)] : NULL;
+}
+
+void ekv_conf_fmt_where(const struct ekv_conf *conf, const char *name, char *buf, size_t len)
+{
+    const char *w = ekv_conf_where(conf, name);
+
+    if (w == NULL)
+        snprintf(buf, len, "%s", name);
+    else if (w[0] == '-')
+        snprintf(buf, len, "%s", w);
+    else
+        snprintf(buf, len, "%s: %s", w, name);
 }

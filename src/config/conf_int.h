@@ -61,7 +61,7 @@ struct ekv_conf_directive {
 /* ---------------------------------------------------------------- conf_table.c */
 
 /* Checked against the table by a static assertion in conf_table.c. */
-#define EKV_CONF_NDIRECTIVES 35
+#define EKV_CONF_NDIRECTIVES 42
 
 /** Every directive, in the order of --help and the sample file. */
 extern const struct ekv_conf_directive ekv_conf_directives[EKV_CONF_NDIRECTIVES];
@@ -124,6 +124,7 @@ ekv_conf_check_cb ekv_conf_check_namespace; /* 1-64 bytes, no spaces, '{' or '}'
 ekv_conf_check_cb ekv_conf_check_token;     /* 1-4096 bytes without spaces */
 ekv_conf_check_cb ekv_conf_check_word;      /* at most 255 bytes without spaces */
 ekv_conf_check_cb ekv_conf_check_path;      /* at most 4096 bytes without control characters */
+ekv_conf_check_cb ekv_conf_check_tls_version; /* "1.2" or "1.3" */
 
 /* ---------------------------------------------------------------- conf_addr.c */
 

@@ -143,6 +143,41 @@ const struct ekv_conf_directive ekv_conf_directives[] = {
              "  CLIENT - - [TIME] \"METHOD PATH HTTP/1.x\" STATUS BYTES SECONDS \"CACHE-STATUS\"\n"
              "Lines are buffered and written at least once a second, never blocking a\n"
              "request. SIGHUP reopens the file (for logrotate). Empty: no access log."},
+    {.name = "tls-listen", .type = T_ADDR, .offset = F(tls_listen), .def = "",
+     .example = "0.0.0.0:8443", .arg = "HOST:PORT",
+     .help = "Address of the HTTPS API (HTTP/1.1 over TLS 1.2 or 1.3), served beside listen\n"
+             "with the same routes and limits. Port 0 lets the kernel pick a free port; the\n"
+             "log says \"listening (tls) on HOST:PORT\". Needs tls-cert-file and\n"
+             "tls-key-file. Protected mode treats it as it treats listen. Empty: no HTTPS."},
+    {.name = "tls-cert-file", .type = T_STRING, .flags = D_RELOAD, .offset = F(tls_cert_file),
+     .check = ekv_conf_check_path, .def = "", .example = "/etc/edgekv/tls/fullchain.pem",
+     .arg = "FILE",
+     .help = "The PEM certificate of tls-listen, followed by its intermediate CAs (a\n"
+             "certbot fullchain.pem). SIGHUP reads it again: new connections get the new\n"
+             "certificate; one that does not load fails the reload, the old one stays."},
+    {.name = "tls-key-file", .type = T_STRING, .flags = D_RELOAD, .offset = F(tls_key_file),
+     .check = ekv_conf_check_path, .def = "", .example = "/etc/edgekv/tls/privkey.pem",
+     .arg = "FILE",
+     .help = "The private key (PEM, not encrypted) of tls-cert-file; read again on SIGHUP."},
+    {.name = "tls-client-ca-file", .type = T_STRING, .flags = D_RELOAD,
+     .offset = F(tls_client_ca_file), .check = ekv_conf_check_path, .def = "",
+     .example = "/etc/edgekv/tls/clients-ca.pem", .arg = "FILE",
+     .help = "Mutual TLS: every HTTPS client must present a certificate that chains to a CA\n"
+             "of this PEM bundle, or the handshake fails (no HTTP answer). Read again on\n"
+             "SIGHUP. Empty: clients need no certificate."},
+    {.name = "tls-min-version", .type = T_STRING, .flags = D_REQUIRED | D_RELOAD,
+     .offset = F(tls_min_version), .check = ekv_conf_check_tls_version, .def = "1.2",
+     .arg = "1.2|1.3",
+     .help = "The oldest TLS version tls-listen accepts: 1.2 or 1.3 (TLS 1.0 and 1.1 never)."},
+    {.name = "tls-ciphers", .type = T_STRING, .flags = D_RELOAD, .offset = F(tls_ciphers),
+     .check = ekv_conf_check_word, .def = "", .example = "ECDHE+AESGCM:ECDHE+CHACHA20",
+     .arg = "LIST",
+     .help = "The OpenSSL cipher list of TLS 1.2 (openssl ciphers -v LIST shows what it\n"
+             "selects). Empty: OpenSSL's defaults."},
+    {.name = "tls-ciphersuites", .type = T_STRING, .flags = D_RELOAD,
+     .offset = F(tls_ciphersuites), .check = ekv_conf_check_word, .def = "",
+     .example = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256", .arg = "LIST",
+     .help = "The TLS 1.3 cipher suites, separated by ':'. Empty: OpenSSL's defaults."},
     {.name = "origin-tls-ca-file", .type = T_STRING, .offset = F(origin_tls_ca_file),
      .check = ekv_conf_check_path, .def = "", .example = "/etc/edgekv/redis-ca.pem", .arg = "FILE",
      .help = "A rediss:// origin: the PEM CA bundle its certificates must chain to.\n"

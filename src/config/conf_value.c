@@ -61,6 +61,14 @@ int ekv_conf_check_path(const char *v, char *why, size_t whylen)
     return EKV_OK;
 }
 
+int ekv_conf_check_tls_version(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "1.2") == 0 || strcmp(v, "1.3") == 0)
+        return EKV_OK;
+    ekv_conf_errf(why, whylen, "is not 1.2 or 1.3");
+    return EKV_EINVAL;
+}
+
 int ekv_conf_check_word(const char *v, char *why, size_t whylen)
 {
     if (strlen(v) > 255 || has_space_or_ctl(v)) {

@@ -8,7 +8,12 @@
  * connection may read (no epoll_ctl per request), input is read into the server's buffer and
  * parsed there (only an unparsed remainder is kept, in conn->in), and responses are written as
  * soon as they are ready: after a batch of requests read together, or at once when a handler
- * answers later. The write event is registered only while the socket is full. */
+ * answers later. The write event is registered only while the socket is full.
+ *
+ * HTTPS connections (ekv_http_server_adopt_tls) run the same code over an SSL on the socket:
+ * the handshake first (bounded by header-timeout like a first request), then SSL_read into the
+ * same buffer and SSL_write out of the same output evbuffer, one record per call, with OpenSSL's
+ * WANT_READ/WANT_WRITE followed in both directions. A plain connection only tests conn->ssl. */
 #include "config.h"
 
 #include <errno.h>
@@ -22,6 +27,8 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "edgekv/alloc.h"
 #include "edgekv/clock.h"
@@ -46,9 +53,14 @@
  * data with a RST that destroys the response before the client reads it (nginx's
  * lingering_close). */
 #define LINGER_MS 2000
+/* TLS: what one SSL_write takes at most (one full record), and below which the first chunks of
+ * the output are gathered into one record (headers and a small body in one record, one
+ * system call) */
+#define TLS_RECORD 16384
 
 static void process_input(struct ekv_http_conn *conn, const char *fresh, size_t fresh_len);
 static void conn_free(struct ekv_http_conn *conn);
+static int tls_write(struct ekv_http_conn *conn);
 
 static uint64_t now_ms(const struct ekv_http_server *srv)
 {
@@ -120,8 +132,9 @@ static void flush(struct ekv_http_conn *conn)
     bool want;
 
     if (out_len(conn) > 0 && !conn->broken) {
-        if (evbuffer_write(conn->out, conn->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-            errno != EINTR) {
+        if (conn->ssl != NULL ? tls_write(conn) < 0
+                              : evbuffer_write(conn->out, conn->fd) < 0 && errno != EAGAIN &&
+                                    errno != EWOULDBLOCK && errno != EINTR) {
             conn->broken = true; /* EPIPE, ECONNRESET: the client is gone */
             evbuffer_drain(conn->out, (size_t)-1);
         } else if (out_len(conn) <= STREAM_LOW_WATER) {
@@ -129,6 +142,9 @@ static void flush(struct ekv_http_conn *conn)
         }
     }
     want = out_len(conn) > 0;
+    if (conn->ssl != NULL) /* waiting for the client's bytes is no reason to poll for writes */
+        want = (want && !conn->write_wants_read) || conn->read_wants_write ||
+               (conn->handshaking && conn->hs_wants_write);
     if (want != conn->writing) {
         if (want) {
             struct timeval tv = ekv_ms_tv(conn->srv->limits.idle_timeout_ms);
@@ -149,6 +165,9 @@ static void set_reading(struct ekv_http_conn *conn, bool on)
         else
             event_del(conn->rev);
         conn->reading = on;
+        /* what OpenSSL has read from the socket already makes it readable no more */
+        if (on && conn->ssl != NULL && !conn->handshaking && SSL_has_pending(conn->ssl))
+            event_active(conn->rev, EV_READ, 1);
     }
 }
 
@@ -434,6 +453,11 @@ static void update(struct ekv_http_conn *conn)
 static void linger(struct ekv_http_conn *conn)
 {
     conn->lingering = true;
+    if (conn->ssl != NULL && !conn->tls_shut) {
+        conn->tls_shut = true;
+        (void)SSL_shutdown(conn->ssl); /* close_notify, best effort */
+        ERR_clear_error();
+    }
     if (conn->read_eof || shutdown(conn->fd, SHUT_WR) != 0) {
         conn_free(conn);
         return;
@@ -504,6 +528,18 @@ static void conn_free(struct ekv_http_conn *conn)
     }
     TAILQ_REMOVE(&srv->conns, conn, link);
     srv->nconns--;
+    if (conn->ssl != NULL) {
+        if (conn->handshaking && !srv->draining && srv->hooks.on_tls_error != NULL)
+            srv->hooks.on_tls_error(ekv_http_conn_peer(conn),
+                                    conn->tls_why != NULL ? conn->tls_why
+                                    : conn->read_eof      ? "tls: closed during the handshake"
+                                                          : "tls: handshake timed out",
+                                    srv->hooks.arg);
+        else if (!conn->handshaking && !conn->broken && !conn->tls_shut)
+            (void)SSL_shutdown(conn->ssl); /* close_notify, best effort */
+        SSL_free(conn->ssl);
+        ERR_clear_error();
+    }
     event_free(conn->timer);
     event_free(conn->resume);
     if (conn->drain != NULL)
@@ -705,11 +741,171 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     maybe_close(conn);
 }
 
+/* ---------------------------------------------------------------- TLS transport */
+
+/* Sends what it can of the output through SSL_write: one record per call (partial writes),
+ * the first small chunks gathered into one record. A write that wanted I/O is repeated with the
+ * same length (the front of the output does not change meanwhile). Returns 0, or -1 when the
+ * connection is broken. */
+static int tls_write(struct ekv_http_conn *conn)
+{
+    conn->write_wants_read = false;
+    if (conn->handshaking)
+        return 0; /* 100 Continue cannot be written before the request was read; nothing else */
+    while (out_len(conn) > 0) {
+        struct evbuffer_iovec v;
+        size_t len = conn->write_retry;
+        int r, e;
+
+        if (len == 0) {
+            size_t total = out_len(conn);
+            if (evbuffer_peek(conn->out, -1, NULL, &v, 1) < 1)
+                break;
+            if (v.iov_len < TLS_RECORD && total > v.iov_len)
+                evbuffer_pullup(conn->out, (ssize_t)EKV_MIN(total, TLS_RECORD));
+        }
+        if (evbuffer_peek(conn->out, -1, NULL, &v, 1) < 1)
+            break;
+        if (len == 0)
+            len = EKV_MIN(v.iov_len, (size_t)TLS_RECORD * 4);
+        r = SSL_write(conn->ssl, v.iov_base, (int)len);
+        if (r > 0) {
+            evbuffer_drain(conn->out, (size_t)r);
+            conn->write_retry = 0;
+            continue;
+        }
+        e = SSL_get_error(conn->ssl, r);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            conn->write_retry = len;
+            conn->write_wants_read = e == SSL_ERROR_WANT_READ;
+            return 0;
+        }
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* A handshake that failed: why, for the log line conn_free() has on_tls_error write. A plain
+ * HTTP request on the TLS port gets a plain 400 that says so (as nginx does). */
+static void tls_failed(struct ekv_http_conn *conn, int e)
+{
+    unsigned long err = e == SSL_ERROR_SSL ? ERR_peek_last_error() : 0;
+    static const char plain[] =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+        "Content-Length: 45\r\n\r\nThis port speaks HTTPS: use https:// instead.\n";
+
+    if (err != 0 && ERR_GET_REASON(err) == SSL_R_HTTP_REQUEST) {
+        conn->tls_why = "tls: plain HTTP request on the TLS port";
+        if (send(conn->fd, plain, sizeof(plain) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            (void)0; /* the client sees the connection close */
+    } else if (err != 0) {
+        switch (ERR_GET_REASON(err)) {
+        case SSL_R_UNSUPPORTED_PROTOCOL:
+            conn->tls_why = "tls: unsupported protocol version";
+            break;
+        case SSL_R_NO_SHARED_CIPHER:
+            conn->tls_why = "tls: no shared cipher";
+            break;
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+            conn->tls_why = "tls: no client certificate";
+            break;
+        case SSL_R_CERTIFICATE_VERIFY_FAILED:
+            conn->tls_why = "tls: client certificate verify failed";
+            break;
+        case SSL_R_WRONG_VERSION_NUMBER:
+        case SSL_R_HTTPS_PROXY_REQUEST:
+        case SSL_R_PACKET_LENGTH_TOO_LONG:
+            conn->tls_why = "tls: not a TLS client";
+            break;
+        default:
+            conn->tls_why = "tls: handshake failed";
+        }
+    } else {
+        conn->tls_why = "tls: closed during the handshake";
+    }
+    ERR_clear_error();
+    conn_free(conn);
+}
+
+/* Goes on with the handshake. Returns true once it is complete; false while it waits for I/O,
+ * or when it failed (then @conn is freed). */
+static bool tls_handshake(struct ekv_http_conn *conn)
+{
+    int r = SSL_do_handshake(conn->ssl), e;
+
+    if (r == 1) {
+        conn->handshaking = false;
+        conn->hs_wants_write = false;
+        flush(conn); /* the write event is no longer needed */
+        return true;
+    }
+    e = SSL_get_error(conn->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        conn->hs_wants_write = e == SSL_ERROR_WANT_WRITE;
+        flush(conn);
+        return false;
+    }
+    tls_failed(conn, e);
+    return false;
+}
+
+/* The socket is readable (or writable after an SSL_read that wanted it): handshake, then
+ * decrypt what came, up to the server's buffer, and process it as plain input. */
+static void tls_readable(struct ekv_http_conn *conn)
+{
+    struct ekv_http_server *srv = conn->srv;
+    size_t n = 0;
+
+    if (conn->handshaking && !tls_handshake(conn))
+        return;
+    if (conn->write_wants_read) /* an SSL_write waited for this */
+        flush(conn);
+    conn->read_wants_write = false;
+    while (n < sizeof(srv->rbuf) && !conn->read_eof) {
+        int r = SSL_read(conn->ssl, srv->rbuf + n, (int)(sizeof(srv->rbuf) - n)), e;
+
+        if (r > 0) {
+            n += (size_t)r;
+            continue;
+        }
+        e = SSL_get_error(conn->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            conn->read_wants_write = true;
+            flush(conn);
+            break;
+        }
+        /* close_notify, an EOF, a reset or a bad record: nothing more comes; what was received
+         * is still answered if it can be */
+        ERR_clear_error();
+        conn->read_eof = true;
+        if (e != SSL_ERROR_ZERO_RETURN)
+            conn->tls_shut = true; /* no close_notify after a fatal error */
+    }
+    if (n == 0 && !conn->read_eof)
+        return; /* a record with no data for us (a ticket, a key update) */
+    process_input(conn, srv->rbuf, n);
+    /* a record read only in part stays in OpenSSL, not in the socket: come back for it */
+    if (conn->reading && !conn->read_eof && SSL_has_pending(conn->ssl))
+        event_active(conn->rev, EV_READ, 1);
+    maybe_close(conn);
+}
+
+/* ---------------------------------------------------------------- socket events */
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct ekv_http_conn *conn = arg;
     struct ekv_http_server *srv = conn->srv;
-    ssize_t n = read(fd, srv->rbuf, sizeof(srv->rbuf));
+    ssize_t n;
+
+    if (conn->ssl != NULL && !conn->lingering) {
+        tls_readable(conn);
+        return;
+    }
+    n = read(fd, srv->rbuf, sizeof(srv->rbuf));
 
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -735,6 +931,10 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
     if (what & EV_TIMEOUT) { /* no write progress within idle-timeout */
         conn_free(conn);
+        return;
+    }
+    if (conn->ssl != NULL && (conn->handshaking || conn->read_wants_write)) {
+        tls_readable(conn); /* the handshake or an SSL_read waited for this */
         return;
     }
     flush(conn);
@@ -763,7 +963,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     maybe_close(conn);
 }
 
-int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
+static int adopt(struct ekv_http_server *srv, int fd, int tag, const struct ekv_http_tls *tls)
 {
     struct ekv_http_conn *conn;
     int one = 1;
@@ -780,8 +980,12 @@ int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
     conn->resume = event_new(srv->base, -1, 0, on_resume, conn);
     conn->in = evbuffer_new();
     conn->out = evbuffer_new();
+    if (tls != NULL) {
+        conn->ssl = ekv_http_tls_ssl_new(tls, fd);
+        conn->handshaking = true;
+    }
     if (conn->rev == NULL || conn->wev == NULL || conn->timer == NULL || conn->resume == NULL ||
-        conn->in == NULL || conn->out == NULL) {
+        conn->in == NULL || conn->out == NULL || (tls != NULL && conn->ssl == NULL)) {
         ekv_log(EKV_LOG_ERROR, "cannot set up a connection: out of memory");
         if (conn->rev != NULL)
             event_free(conn->rev);
@@ -795,6 +999,9 @@ int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
             evbuffer_free(conn->in);
         if (conn->out != NULL)
             evbuffer_free(conn->out);
+        if (conn->ssl != NULL)
+            SSL_free(conn->ssl);
+        ERR_clear_error();
         close(fd);
         ekv_free(conn);
         return EKV_ERROR;
@@ -805,6 +1012,17 @@ int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
     srv->nconns++;
     update(conn);
     return EKV_OK;
+}
+
+int ekv_http_server_adopt(struct ekv_http_server *srv, int fd, int tag)
+{
+    return adopt(srv, fd, tag, NULL);
+}
+
+int ekv_http_server_adopt_tls(struct ekv_http_server *srv, int fd, int tag,
+                              const struct ekv_http_tls *tls)
+{
+    return adopt(srv, fd, tag, tls);
 }
 /* ---------------------------------------------------------------- server */
 
@@ -849,6 +1067,7 @@ void ekv_http_server_free(struct ekv_http_server *srv)
 
     if (srv == NULL)
         return;
+    srv->draining = true; /* handshakes cut short here are no client's failure */
     while ((conn = TAILQ_FIRST(&srv->conns)) != NULL)
         conn_free(conn);
     ekv_free(srv);

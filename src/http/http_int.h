@@ -10,6 +10,7 @@
 
 struct event;
 struct evbuffer;
+struct ssl_st;
 
 #define EKV_HTTP_MAX_HEADERS 100
 #define EKV_HTTP_INLINE_HEADERS 16 /* most requests have fewer: no allocation for them */
@@ -98,6 +99,15 @@ struct ekv_http_conn {
     bool writing;                    /* wev is registered */
     bool broken;                     /* a write failed: close from the loop (maybe_close) */
     char peer[48];                   /* the client's address for logs; "" until looked up */
+    /* HTTPS (conn.c "TLS transport"); all zero for a plain connection */
+    struct ssl_st *ssl;              /* NULL: plain TCP */
+    bool handshaking;                /* the TLS handshake has not completed */
+    bool hs_wants_write;             /* the handshake waits for writability */
+    bool read_wants_write;           /* the last SSL_read waits for writability */
+    bool write_wants_read;           /* the last SSL_write waits for readability */
+    bool tls_shut;                   /* close_notify sent */
+    size_t write_retry;              /* length of an SSL_write to repeat (it wanted I/O) */
+    const char *tls_why;             /* why the handshake failed (static), NULL: not yet */
 };
 
 TAILQ_HEAD(ekv_http_conn_list, ekv_http_conn);
@@ -116,6 +126,8 @@ struct ekv_http_server {
 
 /* response.c */
 void ekv_http_req_free(struct ekv_http_req *req);
+/** The client's address of @conn (looked up once): "192.0.2.7", "unix", "-". */
+const char *ekv_http_conn_peer(struct ekv_http_conn *conn);
 /** Serializes the response of @req into req->out (status line, headers, body). */
 void ekv_http_serialize(struct ekv_http_req *req, int status, struct evbuffer *body, bool close);
 /* conn.c */
@@ -126,5 +138,9 @@ bool ekv_http_conn_expects_body(const struct ekv_http_req *req);
 void ekv_http_conn_answered(struct ekv_http_conn *conn);
 /** The bytes @conn has not sent yet. */
 size_t ekv_http_conn_pending(const struct ekv_http_conn *conn);
+
+/* tls.c */
+/** A server-side SSL on socket @fd with the context of @t, or NULL (out of memory). */
+struct ssl_st *ekv_http_tls_ssl_new(const struct ekv_http_tls *t, int fd);
 
 #endif /* EDGEKV_HTTP_INT_H */

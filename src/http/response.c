@@ -135,14 +135,14 @@ int ekv_http_req_minor(const struct ekv_http_req *req)
 
 void ekv_http_req_peer(const struct ekv_http_req *req, char *buf, size_t len)
 {
-    struct ekv_http_conn *conn = req->conn;
+    snprintf(buf, len, "%s", req->conn != NULL ? ekv_http_conn_peer(req->conn) : "-");
+}
+
+const char *ekv_http_conn_peer(struct ekv_http_conn *conn)
+{
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
-    if (conn == NULL) {
-        snprintf(buf, len, "-");
-        return;
-    }
     if (conn->peer[0] == '\0') {
         int fd = conn->fd;
         const void *a = NULL;
@@ -160,7 +160,7 @@ void ekv_http_req_peer(const struct ekv_http_req *req, char *buf, size_t len)
         if (conn->peer[0] == '\0')
             snprintf(conn->peer, sizeof(conn->peer), "-");
     }
-    snprintf(buf, len, "%s", conn->peer);
+    return conn->peer;
 }
 
 uint64_t ekv_http_req_resp_bytes(const struct ekv_http_req *req)

@@ -55,6 +55,7 @@ struct ekv_metrics_worker {
     struct histogram origin_latency[EKV_MO_COUNT];
     counter conns_accepted;
     counter conns_refused;
+    counter tls_failures;
     counter alog_dropped;
 } __attribute__((aligned(64)));
 
@@ -160,6 +161,11 @@ void ekv_metrics_connection(struct ekv_metrics_worker *w, bool refused)
 void ekv_metrics_access_log_dropped(struct ekv_metrics_worker *w, uint64_t lines)
 {
     inc(&w->alog_dropped, lines);
+}
+
+void ekv_metrics_tls_handshake_failure(struct ekv_metrics_worker *w)
+{
+    inc(&w->tls_failures, 1);
 }
 
 void ekv_metrics_reload(struct ekv_metrics *m, bool ok)
@@ -379,6 +385,10 @@ void ekv_metrics_render(struct ekv_metrics *m, const struct ekv_metrics_gauges *
          "Client connections refused with 503 because max-connections was reached.");
     evbuffer_add_printf(out, "edgekv_http_connections_refused_total %llu\n",
                         (unsigned long long)SUM(wk->conns_refused));
+    head(out, "edgekv_tls_handshake_failures_total", "counter",
+         "TLS handshakes of clients (tls-listen) that failed or timed out (header-timeout).");
+    evbuffer_add_printf(out, "edgekv_tls_handshake_failures_total %llu\n",
+                        (unsigned long long)SUM(wk->tls_failures));
 
     head(out, "edgekv_cache_lookups_total", "counter", "Reads by how the edge cache answered them.");
     for (unsigned i = 0; i < EKV_ML_COUNT; i++)

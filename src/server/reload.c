@@ -63,6 +63,7 @@ void ekv_snap_unref(struct snapshot *s)
         return;
     if (s->alog_fd >= 0)
         close(s->alog_fd);
+    ekv_http_tls_free(s->tls); /* open connections hold their own reference */
     ekv_conf_free(s->conf);
     ekv_free(s);
 }
@@ -144,6 +145,7 @@ static void reload(struct ekv_server *srv)
     const struct ekv_conf *old = srv->snap->conf;
     struct ekv_conf *next;
     struct snapshot *s, *prev;
+    struct ekv_http_tls *tls = NULL;
     char err[1024], changed[sizeof(srv->reload_changed)], restart[512];
     bool same_service;
     int fd = -1;
@@ -156,8 +158,11 @@ static void reload(struct ekv_server *srv)
                               "value%s kept until then",
                 restart, strchr(restart, ',') != NULL ? "" : "s",
                 strchr(restart, ',') != NULL ? "s are" : " is");
+    /* the certificate, key and CA files are read again, changed or not (a renewal) */
     if (ekv_conf_validate(next, err, sizeof(err)) != EKV_OK ||
+        ekv_server_tls_make(next, srv->tickets, &tls, err, sizeof(err)) != EKV_OK ||
         ekv_open_access_log(next, &fd, err, sizeof(err)) != EKV_OK) {
+        ekv_http_tls_free(tls);
         ekv_conf_free(next);
         goto fail;
     }
@@ -170,6 +175,7 @@ static void reload(struct ekv_server *srv)
     memcpy(srv->reload_changed, changed, sizeof(changed));
     ekv_log_set_level(next->log_level);
     s = ekv_snap_new(next, fd, srv->snap->gen + 1);
+    s->tls = tls;
     prev = srv->snap;
     srv->snap = s;
     for (unsigned i = 0; i < srv->nworkers; i++)

@@ -217,13 +217,52 @@ static int origin_tls_init(struct ekv_server *srv, char *err, size_t errlen)
     return EKV_OK;
 }
 
+int ekv_server_tls_make(const struct ekv_conf *conf, struct ekv_http_tickets *tk,
+                        struct ekv_http_tls **out, char *err, size_t errlen)
+{
+    char cert[300], key[300], ca[300], ciphers[300], suites[300], warn[600];
+    struct ekv_http_tls_opts o = {
+        .cert_file = conf->tls_cert_file,
+        .cert_label = cert,
+        .key_file = conf->tls_key_file,
+        .key_label = key,
+        .client_ca_file = conf->tls_client_ca_file,
+        .client_ca_label = ca,
+        .tls13_only = conf->tls_min_version != NULL && strcmp(conf->tls_min_version, "1.3") == 0,
+        .ciphers = conf->tls_ciphers,
+        .ciphers_label = ciphers,
+        .ciphersuites = conf->tls_ciphersuites,
+        .ciphersuites_label = suites,
+        .tickets = tk,
+    };
+
+    *out = NULL;
+    if (conf->tls_listen.host == NULL)
+        return EKV_OK;
+    ekv_conf_fmt_where(conf, "tls-cert-file", cert, sizeof(cert));
+    ekv_conf_fmt_where(conf, "tls-key-file", key, sizeof(key));
+    ekv_conf_fmt_where(conf, "tls-client-ca-file", ca, sizeof(ca));
+    ekv_conf_fmt_where(conf, "tls-ciphers", ciphers, sizeof(ciphers));
+    ekv_conf_fmt_where(conf, "tls-ciphersuites", suites, sizeof(suites));
+    *out = ekv_http_tls_new(&o, warn, sizeof(warn), err, errlen);
+    if (*out == NULL)
+        return EKV_ERROR;
+    if (warn[0] != '\0')
+        ekv_log(EKV_LOG_WARN, "%s", warn);
+    return EKV_OK;
+}
+
 int ekv_server_check(const struct ekv_conf *conf, char *err, size_t errlen)
 {
     struct ekv_origin_tls *tls;
+    struct ekv_http_tls *htls;
 
     if (origin_tls_make(conf, &tls, err, errlen) != EKV_OK)
         return EKV_ERROR;
     ekv_origin_tls_free(tls);
+    if (ekv_server_tls_make(conf, NULL, &htls, err, errlen) != EKV_OK)
+        return EKV_ERROR;
+    ekv_http_tls_free(htls);
     return EKV_OK;
 }
 
@@ -310,7 +349,8 @@ static void cache_init(struct ekv_server *srv)
 struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errlen)
 {
     struct ekv_server *srv = ekv_calloc(1, sizeof(*srv));
-    const struct ekv_conf_addr *addrs[NLISTENERS] = {&conf->listen, &conf->admin_listen};
+    const struct ekv_conf_addr *addrs[NLISTENERS] = {&conf->listen, &conf->admin_listen,
+                                                     &conf->tls_listen};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int alog_fd;
 
@@ -332,6 +372,11 @@ struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errle
     }
     if (resolve_origin(srv, err, errlen) != EKV_OK || origin_tls_init(srv, err, errlen) != EKV_OK)
         goto fail;
+    if (conf->tls_listen.host != NULL) {
+        srv->tickets = ekv_http_tickets_new(TICKET_ROTATE_S);
+        if (ekv_server_tls_make(conf, srv->tickets, &srv->snap->tls, err, errlen) != EKV_OK)
+            goto fail;
+    }
     for (int i = 0; i < NLISTENERS; i++) {
         char bound[300];
         if (addrs[i]->host == NULL)
@@ -339,7 +384,7 @@ struct ekv_server *ekv_server_new(struct ekv_conf *conf, char *err, size_t errle
         srv->fds[i] = ekv_listen_bind(addrs[i], bound, sizeof(bound), err, errlen);
         if (srv->fds[i] < 0)
             goto fail;
-        ekv_log(EKV_LOG_INFO, "listening on %s%s", bound,
+        ekv_log(EKV_LOG_INFO, "listening %son %s%s", i == LIS_TLS ? "(tls) " : "", bound,
                 i == EKV_API_TAG_ADMIN ? " (admin: /metrics /healthz /readyz)" : "");
     }
     fit_fd_limit(srv);
@@ -471,6 +516,7 @@ void ekv_server_free(struct ekv_server *srv)
         if (srv->fds[i] >= 0)
             close(srv->fds[i]);
     ekv_snap_unref(srv->snap);
+    ekv_http_tickets_free(srv->tickets); /* after every TLS context and connection */
     ekv_conf_origin_clear(&srv->origin_addr); /* after everything that borrowed it */
     pthread_mutex_destroy(&srv->errlog_lock);
     ekv_free(srv);

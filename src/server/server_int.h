@@ -113,7 +113,9 @@ bool ekv_ratelimit_allow(struct ekv_ratelimit *rl, const char *peer, uint64_t no
 /* ---------------------------------------------------------------- the process and its workers
  * (server.c, worker.c, reload.c): what the three files share */
 
-#define NLISTENERS 2         /* EKV_API_TAG_MAIN, EKV_API_TAG_ADMIN */
+#define NLISTENERS 3         /* EKV_API_TAG_MAIN, EKV_API_TAG_ADMIN, then LIS_TLS */
+#define LIS_TLS 2            /* tls-listen: routes and limits of EKV_API_TAG_MAIN, over TLS */
+#define TICKET_ROTATE_S 3600 /* a new session ticket key every hour (the last 3 decrypt) */
 #define FD_RESERVE 64        /* descriptors kept for listeners, loops, Redis, logs */
 #define ACCEPT_PAUSE_MS 100  /* after EMFILE/ENFILE: stop accepting this long */
 #define PIPELINE_DEPTH 32    /* requests read ahead per connection */
@@ -127,12 +129,15 @@ struct snapshot {
     struct ekv_conf *conf; /* owned */
     int alog_fd;           /* the access log (O_APPEND), or -1 */
     uint64_t gen;          /* 1 at start-up, then one more per reload */
+    struct ekv_http_tls *tls; /* tls-listen's context, loaded with this configuration (owned),
+                               * or NULL */
     atomic_uint refs;      /* the main thread's, each worker's, each posted one */
 };
 
 struct listener {
     struct worker *w;
     int tag;
+    bool tls;            /* tls-listen: connections are adopted with the snapshot's context */
     struct evconnlistener *lis;
     struct event *pause; /* re-enables accepting after a descriptor shortage */
     struct ekv_log_limit warn; /* its operational warnings, once in a while */
@@ -206,11 +211,21 @@ struct ekv_server {
     struct ekv_coherence *coh; /* the invalidation links, on the main thread's loop; NULL
                                   without a cache */
     struct ekv_origin_tls *origin_tls; /* rediss://: shared by every origin connection */
+    struct ekv_http_tickets *tickets;  /* tls-listen's session ticket keys (every context's) */
     struct ekv_keyspace *layout; /* the key layout, for the invalidation link (which borrows its
                                     prefixes and heartbeat channel); NULL without a cache */
     struct ekv_metrics *metrics;
 };
 
+
+/* server.c */
+/**
+ * tls-listen's context from the files of @conf (NULL in *@out without tls-listen), with the
+ * ticket keys @tk (may be NULL). Errors name the directive where it was set ("FILE:LINE:
+ * tls-cert-file: ..."); a warning (an expired certificate) is logged.
+ */
+int ekv_server_tls_make(const struct ekv_conf *conf, struct ekv_http_tickets *tk,
+                        struct ekv_http_tls **out, char *err, size_t errlen);
 
 /* reload.c */
 /** A snapshot of @conf (taken over) with the access log @fd, generation @gen, one reference. */

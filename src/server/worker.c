@@ -174,6 +174,29 @@ static void hook_done(struct ekv_http_req *req, int status, void *arg)
         log_client_error(w, req, status);
 }
 
+/* A TLS handshake that failed: counted, and logged at info like other client errors (at most
+ * one line per client every 10 s). */
+static void hook_tls_error(const char *peer, const char *why, void *arg)
+{
+    struct worker *w = arg;
+    unsigned suppressed, capped;
+    char more[96] = "";
+    bool allow;
+
+    ekv_metrics_tls_handshake_failure(w->mw);
+    if (!ekv_log_enabled(EKV_LOG_INFO))
+        return;
+    pthread_mutex_lock(&w->srv->errlog_lock);
+    allow = ekv_ratelimit_allow(&w->srv->errlog, peer, ekv_clock_now_ms(), &suppressed, &capped);
+    pthread_mutex_unlock(&w->srv->errlog_lock);
+    if (!allow)
+        return;
+    if (suppressed > 0 || capped > 0)
+        snprintf(more, sizeof(more), "; %u more from this client and %u from others not logged",
+                 suppressed, capped);
+    ekv_log(EKV_LOG_INFO, "client %s: TLS handshake failed (%s%s)", peer, why, more);
+}
+
 /* Runs on the worker's loop: switch to the snapshot the main thread posted. */
 void ekv_worker_apply_conf(evutil_socket_t fd, short what, void *arg)
 {
@@ -236,11 +259,15 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         atomic_fetch_sub(&srv->nconns, 1);
         ekv_log_limited(&l->warn, WARN_EVERY_MS, EKV_LOG_WARN,
                         "max-connections (%u) reached: refusing new connections", srv->max_conns);
-        refuse(fd);
+        if (l->tls)
+            close(fd); /* a plain 503 means nothing to a TLS client */
+        else
+            refuse(fd);
         ekv_metrics_connection(l->w->mw, true);
         return;
     }
-    if (ekv_http_server_adopt(l->w->http, fd, l->tag) != EKV_OK)
+    if (l->tls ? ekv_http_server_adopt_tls(l->w->http, fd, l->tag, l->w->snap->tls) != EKV_OK
+               : ekv_http_server_adopt(l->w->http, fd, l->tag) != EKV_OK)
         atomic_fetch_sub(&srv->nconns, 1);
     else
         ekv_metrics_connection(l->w->mw, false);
@@ -487,7 +514,8 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
     };
     struct ekv_http_hooks hooks = {.on_head = hook_head, .on_request = hook_request,
                                    .on_done = hook_done, .arg = w,
-                                   .on_closed = on_conn_closed, .closed_arg = w};
+                                   .on_closed = on_conn_closed, .closed_arg = w,
+                                   .on_tls_error = hook_tls_error};
     struct timeval flush_every = ekv_ms_tv(ALOG_FLUSH_MS);
     struct ekv_origin_opts oopts = {
         .addr = &srv->origin_addr,
@@ -554,7 +582,8 @@ int ekv_worker_init(struct ekv_server *srv, struct worker *w, unsigned id, char 
         int fd;
 
         l->w = w;
-        l->tag = i;
+        l->tag = i == LIS_TLS ? EKV_API_TAG_MAIN : i;
+        l->tls = i == LIS_TLS;
         if (srv->fds[i] < 0)
             continue;
         /* every worker accepts from the same socket, through its own descriptor */

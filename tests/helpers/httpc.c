@@ -18,10 +18,14 @@
 
 #include <arpa/inet.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "testutil.h"
 
 #define MAX_HEAD (256 * 1024) /* a response head longer than this is malformed */
 #define READ_CHUNK 65536
+#define EKV_TEST_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 enum { PARSE_MORE = 0, PARSE_DONE = 1, PARSE_BAD = -1 };
 
@@ -70,6 +74,12 @@ void ekv_test_close(struct ekv_test_conn *c)
 {
     if (c == NULL)
         return;
+    if (c->ssl != NULL) {
+        /* no close_notify (the socket just closes), yet a session of it stays resumable:
+         * OpenSSL drops the session of an SSL freed before a shutdown */
+        SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        SSL_free(c->ssl);
+    }
     if (c->fd >= 0)
         close(c->fd);
     free(c->buf);
@@ -80,6 +90,18 @@ int ekv_test_send(struct ekv_test_conn *c, const void *data, size_t len)
 {
     const char *p = data;
 
+    while (len > 0 && c->ssl != NULL) {
+        int n = SSL_write(c->ssl, p, (int)EKV_TEST_MIN(len, 1 << 20));
+        if (n <= 0) {
+            int e = SSL_get_error(c->ssl, n);
+            ERR_clear_error();
+            if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return EAGAIN;
+            return e == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPIPE;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n < 0) {
@@ -133,6 +155,31 @@ static int fill(struct ekv_test_conn *c, int flags)
             c->cap *= 2;
         c->buf = realloc(c->buf, c->cap);
         ck_assert_ptr_nonnull(c->buf);
+    }
+    if (c->ssl != NULL) {
+        int r, e;
+        if ((flags & MSG_DONTWAIT) && !SSL_has_pending(c->ssl)) {
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) == 0)
+                return 0;
+        }
+        errno = 0;
+        r = SSL_read(c->ssl, c->buf + c->len, (int)EKV_TEST_MIN(c->cap - c->len, 1 << 20));
+        if (r > 0) {
+            c->len += (size_t)r;
+            return 1;
+        }
+        e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ERR_clear_error();
+            return 0;
+        }
+        if (e == SSL_ERROR_SSL) /* an alert (certificate required...): the server refused */
+            snprintf(c->err, sizeof(c->err), "tls: %s",
+                     ERR_reason_error_string(ERR_peek_last_error()));
+        ERR_clear_error();
+        c->eof = true;
+        return 1;
     }
     do
         n = recv(c->fd, c->buf + c->len, c->cap - c->len, flags);
@@ -428,7 +475,8 @@ int ekv_test_read(struct ekv_test_conn *c, struct ekv_test_resp *r, unsigned fla
             return EKV_TEST_BAD;
         if (c->eof) {
             if (c->len == c->off) {
-                snprintf(c->err, sizeof(c->err), "connection closed");
+                if (c->err[0] == '\0') /* else the TLS alert that closed it */
+                    snprintf(c->err, sizeof(c->err), "connection closed");
                 return EKV_TEST_CLOSED;
             }
             snprintf(c->err, sizeof(c->err), "connection closed after %zu bytes of a response",

@@ -3,7 +3,8 @@
 #   ca.pem ca.key            the test CA
 #   server.pem server.key    CN localhost, SANs DNS:localhost and IP:127.0.0.1, from the CA
 #   client.pem client.key    a client certificate from the CA (for tls-auth-clients yes)
-#   rogue-ca.pem             another CA; rogue.pem rogue.key: a server certificate from it
+#   rogue-ca.pem             another CA; rogue.pem rogue.key: a server certificate from it,
+#                            rogue-client.pem rogue-client.key: a client certificate from it
 #   expired.pem expired.key  from the CA, valid only in 2020
 #   other.pem other.key      from the CA, for DNS:other.example only
 set -eu
@@ -30,6 +31,7 @@ ca rogue-ca "rogue test CA"
 leaf server ca localhost "DNS:localhost,IP:127.0.0.1" serverAuth
 leaf client ca edgekv-client "DNS:edgekv-client" clientAuth
 leaf rogue rogue-ca localhost "DNS:localhost,IP:127.0.0.1" serverAuth
+leaf rogue-client rogue-ca edgekv-client "DNS:edgekv-client" clientAuth
 leaf other ca other.example "DNS:other.example" serverAuth
 # expired: `openssl ca` is the one command of OpenSSL 3.0 that sets both dates
 key expired.key

@@ -279,10 +279,17 @@ static unsigned short port_of(const char *s)
 
 /* Reads the ports of the "level=info listening on HOST:PORT" lines: the first one is the main
  * listener, a later one ending in "(admin: ...)" the admin listener. */
-static void parse_listeners(const char *log, unsigned short *port, unsigned short *admin)
+static void parse_listeners(const char *log, unsigned short *port, unsigned short *admin,
+                            unsigned short *tls)
 {
     static const char key[] = "level=info listening on ";
+    static const char tkey[] = "level=info listening (tls) on ";
     const char *s = log;
+
+    *tls = 0;
+    if ((s = strstr(log, tkey)) != NULL)
+        *tls = port_of(s + sizeof(tkey) - 1);
+    s = log;
 
     *port = *admin = 0;
     while ((s = strstr(s, key)) != NULL) {
@@ -305,6 +312,7 @@ struct ekv_test_proc *ekv_test_edgekv_startv(const char *const *args)
     const char *argv[MAX_ARGS];
     size_t n = 0;
     bool want_admin = has_flag(args, "--admin-listen");
+    bool want_tls = has_flag(args, "--tls-listen");
     char dir[200], origin[240];
     struct ekv_test_proc *p;
     uint64_t end;
@@ -341,8 +349,8 @@ struct ekv_test_proc *ekv_test_edgekv_startv(const char *const *args)
         char *log = ekv_test_proc_log(p);
         bool exited;
 
-        parse_listeners(log, &p->port, &p->admin_port);
-        if (p->port != 0 && (!want_admin || p->admin_port != 0)) {
+        parse_listeners(log, &p->port, &p->admin_port, &p->tls_port);
+        if (p->port != 0 && (!want_admin || p->admin_port != 0) && (!want_tls || p->tls_port != 0)) {
             free(log);
             return p;
         }

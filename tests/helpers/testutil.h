@@ -71,6 +71,7 @@ struct ekv_test_proc {
     char log_path[240];        /* its stdout and stderr (a file, never a pipe that could fill) */
     unsigned short port;       /* edgekv: the main listener, from its first "listening on" line */
     unsigned short admin_port; /* edgekv: the admin listener, or 0 */
+    unsigned short tls_port;   /* edgekv: tls-listen, from "listening (tls) on", or 0 */
     bool persistent;           /* started by an unchecked setup: ekv_test_kill_strays() spares it */
     struct ekv_test_proc *next; /* every live process, for ekv_test_kill_strays() */
 };
@@ -237,6 +238,7 @@ void ekv_test_redis_stop(struct ekv_test_redis *r);
 /** A client connection: a blocking socket with send and receive timeouts. */
 struct ekv_test_conn {
     int fd;
+    struct ssl_st *ssl; /* HTTPS (ekv_test_tls_connect): sends and reads go through it */
     char *buf; /* received; buf[off..len) is not consumed by a read yet */
     size_t off, len, cap;
     bool eof;      /* the server closed (or reset) the connection */
@@ -328,5 +330,31 @@ void ekv_test_resp_free(struct ekv_test_resp *r);
  * there was no valid response. Never fails the test by itself.
  */
 int ekv_test_get_status(unsigned short port, const char *path);
+
+/* ---------------------------------------------------------------- HTTPS client (tlsc.c) */
+
+struct ssl_ctx_st;
+struct ssl_session_st;
+
+/**
+ * A client TLS context (OpenSSL) that verifies the server against the PEM @ca (NULL: no
+ * verification), presents @cert/@key when not NULL, offers ALPN http/1.1 and speaks TLS
+ * versions @min_version..@max_version (TLS1_VERSION... ; 0: OpenSSL's bound; TLS 1.0 and 1.1
+ * are offered only when asked for). Fails the test if a file does not load. Free with
+ * SSL_CTX_free().
+ */
+struct ssl_ctx_st *ekv_test_tls_ctx(const char *ca, const char *cert, const char *key,
+                                    int min_version, int max_version);
+
+/**
+ * Connects to 127.0.0.1:@port and completes a TLS handshake with @ctx (SNI @sni unless NULL;
+ * resuming @sess unless NULL). Returns 0 and the connection in @out (reads and sends then go
+ * through TLS; everything of the HTTP client works on it), or -1 with OpenSSL's reason in @err.
+ */
+int ekv_test_tls_try_connect(unsigned short port, struct ssl_ctx_st *ctx, const char *sni,
+                             struct ssl_session_st *sess, struct ekv_test_conn **out, char *err,
+                             size_t errlen);
+/** The same, failing the test if the handshake fails. */
+struct ekv_test_conn *ekv_test_tls_connect(unsigned short port, struct ssl_ctx_st *ctx);
 
 #endif /* EDGEKV_TESTS_TESTUTIL_H */

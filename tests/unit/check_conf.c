@@ -217,6 +217,13 @@ static const char *const every[][2] = {
     {"protected-mode", "no"},
     {"log-level", "debug"},
     {"access-log", "/var/log/edgekv/access.log"},
+    {"tls-listen", "[::]:8443"},
+    {"tls-cert-file", "/etc/edgekv/tls/fullchain.pem"},
+    {"tls-key-file", "/etc/edgekv/tls/privkey.pem"},
+    {"tls-client-ca-file", "/etc/edgekv/tls/clients.pem"},
+    {"tls-min-version", "1.3"},
+    {"tls-ciphers", "ECDHE+AESGCM"},
+    {"tls-ciphersuites", "TLS_AES_128_GCM_SHA256"},
     {"origin-tls-ca-file", "/etc/edgekv/ca.pem"},
     {"origin-tls-cert-file", "/etc/edgekv/client.pem"},
     {"origin-tls-key-file", "/etc/edgekv/client.key"},
@@ -234,6 +241,14 @@ static void assert_every(const struct ekv_conf *c)
     ck_assert_uint_eq(c->admin_listen.port, 9091);
     ck_assert_str_eq(c->origin_url, "rediss://ops:s3cr%23t@redis.example:6380/7");
     ck_assert(c->origin.tls);
+    ck_assert_str_eq(c->tls_listen.host, "::");
+    ck_assert_uint_eq(c->tls_listen.port, 8443);
+    ck_assert_str_eq(c->tls_cert_file, "/etc/edgekv/tls/fullchain.pem");
+    ck_assert_str_eq(c->tls_key_file, "/etc/edgekv/tls/privkey.pem");
+    ck_assert_str_eq(c->tls_client_ca_file, "/etc/edgekv/tls/clients.pem");
+    ck_assert_str_eq(c->tls_min_version, "1.3");
+    ck_assert_str_eq(c->tls_ciphers, "ECDHE+AESGCM");
+    ck_assert_str_eq(c->tls_ciphersuites, "TLS_AES_128_GCM_SHA256");
     ck_assert_str_eq(c->origin_tls_ca_file, "/etc/edgekv/ca.pem");
     ck_assert_str_eq(c->origin_tls_cert_file, "/etc/edgekv/client.pem");
     ck_assert_str_eq(c->origin_tls_key_file, "/etc/edgekv/client.key");
@@ -1076,6 +1091,82 @@ START_TEST(test_set_where)
 }
 END_TEST
 
+/* Where each value came from, for errors found after parsing (TLS files at -t and reload). */
+START_TEST(test_where_kept)
+{
+    struct ekv_conf *next;
+    char buf[128], changed[256], restart[256];
+
+    conf = ekv_conf_new();
+    ck_assert_ptr_null(ekv_conf_where(conf, "tls-cert-file")); /* a default */
+    ck_assert_ptr_null(ekv_conf_where(conf, "no-such-directive"));
+    ekv_conf_fmt_where(conf, "tls-cert-file", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "tls-cert-file");
+    ck_assert_int_eq(ekv_conf_set(conf, "tls-cert-file", "/a.pem", "e.conf:7", err, sizeof(err)),
+                     EKV_OK);
+    ck_assert_str_eq(ekv_conf_where(conf, "tls-cert-file"), "e.conf:7");
+    ekv_conf_fmt_where(conf, "tls-cert-file", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "e.conf:7: tls-cert-file");
+    ck_assert_int_eq(ekv_conf_set(conf, "tls-cert-file", "/b.pem", "--tls-cert-file", err,
+                                  sizeof(err)),
+                     EKV_OK);
+    ekv_conf_fmt_where(conf, "tls-cert-file", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "--tls-cert-file");
+    /* a failed set keeps the value and where it came from */
+    ck_assert_int_eq(ekv_conf_set(conf, "tls-min-version", "1.0", "e.conf:9", err, sizeof(err)),
+                     EKV_EINVAL);
+    ck_assert_str_eq(err, "e.conf:9: tls-min-version: \"1.0\" is not 1.2 or 1.3");
+    ck_assert_str_eq(conf->tls_min_version, "1.2");
+    ck_assert_ptr_null(ekv_conf_where(conf, "tls-min-version"));
+    /* a value set back by a reload merge comes with where it was set */
+    next = ekv_conf_new();
+    ck_assert_int_eq(ekv_conf_set(next, "tls-listen", "127.0.0.1:1", "f.conf:1", err, sizeof(err)),
+                     EKV_OK);
+    ck_assert_int_eq(ekv_conf_set(conf, "tls-listen", "127.0.0.1:2", "e.conf:2", err, sizeof(err)),
+                     EKV_OK);
+    ck_assert_uint_eq(ekv_conf_reload_merge(next, conf, changed, sizeof(changed), restart,
+                                            sizeof(restart)),
+                      1);
+    ck_assert_str_eq(restart, "tls-listen");
+    ck_assert_str_eq(changed, "tls-cert-file");
+    ck_assert_str_eq(ekv_conf_where(next, "tls-listen"), "e.conf:2");
+    ekv_conf_free(next);
+}
+END_TEST
+
+/* tls-listen and its files go together; protected mode covers tls-listen. */
+START_TEST(test_validate_tls)
+{
+    static const struct {
+        const char *lines, *err;
+    } cases[] = {
+        {"tls-listen 127.0.0.1:8443\n", "tls-listen needs tls-cert-file and tls-key-file"},
+        {"tls-listen 127.0.0.1:8443\ntls-cert-file /c\n",
+         "tls-listen needs tls-cert-file and tls-key-file"},
+        {"tls-key-file /k\n", "tls-key-file is set but tls-listen is empty"},
+        {"tls-client-ca-file /ca\n", "tls-client-ca-file is set but tls-listen is empty"},
+        {"tls-listen 0.0.0.0:8443\ntls-cert-file /c\ntls-key-file /k\n",
+         "tls-listen 0.0.0.0:8443 is not a loopback address and no api-token is set: set "
+         "api-token, tls-listen on 127.0.0.1, or set protected-mode no"},
+        {"tls-listen 127.0.0.1:8080\ntls-cert-file /c\ntls-key-file /k\n",
+         "tls-listen 127.0.0.1:8080 overlaps listen 127.0.0.1:8080: give it another port"},
+        {"admin-listen 127.0.0.1:9090\ntls-listen 0.0.0.0:9090\ntls-cert-file /c\n"
+         "tls-key-file /k\napi-token t\n",
+         "tls-listen 0.0.0.0:9090 overlaps admin-listen 127.0.0.1:9090: give it another port"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        load_ok(cases[i].lines);
+        ck_assert_int_eq(ekv_conf_validate(conf, err, sizeof(err)), EKV_EINVAL);
+        ck_assert_str_eq(err, cases[i].err);
+        ekv_conf_free(conf);
+        conf = NULL;
+    }
+    load_ok("tls-listen 0.0.0.0:8443\ntls-cert-file /c\ntls-key-file /k\nprotected-mode no\n");
+    ck_assert_int_eq(ekv_conf_validate(conf, err, sizeof(err)), EKV_OK);
+}
+END_TEST
+
 START_TEST(test_equal)
 {
     struct ekv_conf *a = ekv_conf_new(), *b = ekv_conf_new();
@@ -1170,12 +1261,14 @@ START_TEST(test_reloadable)
                                       "log-level",     "cache-max-ttl",  "negative-ttl",
                                       "max-staleness", "stale-if-error", "value-max-bytes",
                                       "batch-max-bytes", "max-stores",   "cache-max-item-bytes",
-                                      "service-id",    "access-log",     "protected-mode"};
+                                      "service-id",    "access-log",     "protected-mode",
+                                      "tls-cert-file", "tls-key-file",   "tls-client-ca-file",
+                                      "tls-min-version", "tls-ciphers",  "tls-ciphersuites"};
     static const char *const no[] = {"listen",          "admin-listen",    "origin",
                                      "namespace",       "threads",         "max-connections",
                                      "cache-max-bytes", "origin-timeout",  "shutdown-timeout",
                                      "max-header-bytes", "idle-timeout",   "header-timeout",
-                                     "no-such-directive"};
+                                     "tls-listen",      "no-such-directive"};
 
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         ck_assert_msg(ekv_conf_reloadable(yes[i]), "%s", yes[i]);
@@ -1402,7 +1495,7 @@ START_TEST(test_sample_documents_everything)
         if (strchr(p, '\n') == NULL)
             break;
     }
-    ck_assert_uint_eq(uncommented, sizeof(every) / sizeof(every[0]) - 11); /* 11 empty defaults */
+    ck_assert_uint_eq(uncommented, sizeof(every) / sizeof(every[0]) - 17); /* 17 empty defaults */
     {
         char *copy = malloc(strlen(sample) + 1), *o = copy;
         for (p = sample; *p != '\0';) {
@@ -1461,6 +1554,8 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_sizes_and_durations);
     tcase_add_test(tc, test_quotes_and_comments);
     tcase_add_test(tc, test_set_where);
+    tcase_add_test(tc, test_where_kept);
+    tcase_add_test(tc, test_validate_tls);
     tcase_add_test(tc, test_equal);
     tcase_add_test(tc, test_reload_merge);
     tcase_add_test(tc, test_reloadable);
