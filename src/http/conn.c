@@ -867,6 +867,10 @@ static void tls_readable(struct ekv_http_conn *conn)
 
         if (r > 0) {
             n += (size_t)r;
+            /* one read(2) per event, as on a plain connection (OpenSSL reads ahead): more of
+             * what it holds now, but no read that would only say EAGAIN */
+            if (!SSL_has_pending(conn->ssl))
+                break;
             continue;
         }
         e = SSL_get_error(conn->ssl, r);

@@ -251,6 +251,9 @@ struct ekv_http_tls *ekv_http_tls_new(const struct ekv_http_tls_opts *o, char *w
      * may move), and no 34 KiB of buffers kept per idle keep-alive connection */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* read(2) as much as the socket holds (several pipelined records at once), not a record
+     * header then its body: one system call per request, as on a plain connection */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     if (!load_cert(ctx, o, warn, warnlen, err, errlen))
         goto fail;

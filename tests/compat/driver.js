@@ -13,7 +13,9 @@
  * A third flow links a store to the service with the JavaScript client's ResourceApi, lists
  * and describes the link with the CLI, and reads through the edge path /kv/{link}/{key}.
  *
- * Environment: EKV_URL (http://127.0.0.1:PORT), EKV_TOKEN (an api-token of that edgekv),
+ * Environment: EKV_URL (http://127.0.0.1:PORT, or https://127.0.0.1:PORT for edgekv's
+ * tls-listen: then NODE_EXTRA_CA_CERTS makes node trust the test CA, and SSL_CERT_FILE, passed
+ * on to the CLI, makes it trust the same), EKV_TOKEN (an api-token of that edgekv),
  * EKV_SERVICE_ID (its service-id), EKV_COMPAT_TMP (a private scratch directory), NODE_PATH
  * (where the npm packages are), EKV_TESTS_REQUIRED (1: a tool that is not installed is a
  * failure, not a skip).
@@ -26,6 +28,7 @@ const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const path = require('node:path');
 
 const BASE = must('EKV_URL');
@@ -328,6 +331,7 @@ function cliRunner(bin, accountPort) {
         XDG_CONFIG_HOME: path.join(home, '.config'),
         FASTLY_API_ENDPOINT: BASE,
         FASTLY_API_TOKEN: TOKEN,
+        ...(process.env.SSL_CERT_FILE ? { SSL_CERT_FILE: process.env.SSL_CERT_FILE } : {}),
         FASTLY_ACCOUNT_ENDPOINT: account,
         HTTPS_PROXY: account,
         HTTP_PROXY: account,
@@ -489,7 +493,7 @@ async function cliSteps({ ok, fails, explain }) {
 /* GET @path on edgekv with the token: {status, headers, body}. */
 function edgeGet(urlPath) {
     return new Promise((resolve, reject) => {
-        const req = http.get(`${BASE}${urlPath}`, { headers: { 'Fastly-Key': TOKEN } }, (res) => {
+        const req = (BASE.startsWith('https:') ? https : http).get(`${BASE}${urlPath}`, { headers: { 'Fastly-Key': TOKEN } }, (res) => {
             const chunks = [];
             res.on('data', (c) => chunks.push(c));
             res.on('end', () => {

@@ -3,8 +3,10 @@
 # private redis-server (unix socket, no persistence) and edgekv (--listen 127.0.0.1:0, an
 # api-token), then runs tests/compat/driver.js, which drives the official `fastly` JavaScript
 # client and the Fastly CLI through create store, put with metadata, get, list, delete key,
-# delete store (see its header). Finally edgekv must stop cleanly on SIGTERM (exit 0: no
-# sanitizer report).
+# delete store (see its header), first over HTTP (listen), then over HTTPS (tls-listen, with
+# the test certificates of tests/helpers/mkcerts.sh: the CLI gets SSL_CERT_FILE, node
+# NODE_EXTRA_CA_CERTS). Finally edgekv must stop cleanly on SIGTERM (exit 0: no sanitizer
+# report).
 #
 # The npm packages (tests/compat/package.json, exact versions, package-lock.json) are not
 # installed by the build: `contrib/quickstart.sh test` runs `npm ci --prefix tests/compat`;
@@ -70,19 +72,27 @@ until [ -S "$sock" ]; do
     sleep 0.05
 done
 
-# 2. edgekv on a port the kernel picks, read from its first "listening on HOST:PORT" line
+# 2. edgekv on ports the kernel picks, read from its "listening on HOST:PORT" and "listening
+# (tls) on HOST:PORT" lines
+sh "$EKV_SRCDIR/tests/helpers/mkcerts.sh" "$tmp/certs" >"$tmp/mkcerts.log" 2>&1 ||
+    { echo "FAIL: tests/helpers/mkcerts.sh (is openssl installed?)"; cat "$tmp/mkcerts.log"; exit 1; }
 token="compat-$$-$(date +%s)"
 service=compatsvc0123456789abcd # its resource links resolve /kv/{link}/...
 : >"$tmp/edgekv.log"
 "$EDGEKV_BIN" --listen 127.0.0.1:0 --origin "unix://$sock" --api-token "$token" --threads 2 \
+    --tls-listen 127.0.0.1:0 --tls-cert-file "$tmp/certs/server.pem" \
+    --tls-key-file "$tmp/certs/server.key" \
     --service-id "$service" --log-level info 2>"$tmp/edgekv.log" >/dev/null &
 edgekv_pid=$!
 port=
+tport=
 i=0
-while [ -z "$port" ]; do
+while [ -z "$port" ] || [ -z "$tport" ]; do
     port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/edgekv.log" |
         head -n 1)
-    [ -n "$port" ] && break
+    tport=$(sed -n 's/.*listening (tls) on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/edgekv.log" |
+        head -n 1)
+    [ -n "$port" ] && [ -n "$tport" ] && break
     i=$((i + 1))
     if [ $i -gt 200 ] || ! kill -0 "$edgekv_pid" 2>/dev/null; then
         echo "FAIL: edgekv did not say where it listens"
@@ -106,13 +116,24 @@ until node -e '
     sleep 0.1
 done
 
-# 3. the tools
-mkdir "$tmp/driver"
+# 3. the tools, over HTTP then over HTTPS (both must pass; 77 only if nothing is installed)
+mkdir "$tmp/driver" "$tmp/driver-tls"
+echo "== over HTTP: http://127.0.0.1:$port"
 EKV_URL="http://127.0.0.1:$port" EKV_TOKEN="$token" EKV_SERVICE_ID="$service" \
     EKV_COMPAT_TMP="$tmp/driver" NODE_PATH="$modules" \
     EKV_TESTS_REQUIRED="${EKV_TESTS_REQUIRED:-0}" \
     node "$EKV_SRCDIR/tests/compat/driver.js"
 status=$?
+echo "== over HTTPS: https://127.0.0.1:$tport"
+EKV_URL="https://127.0.0.1:$tport" EKV_TOKEN="$token" EKV_SERVICE_ID="$service" \
+    EKV_COMPAT_TMP="$tmp/driver-tls" NODE_PATH="$modules" \
+    NODE_EXTRA_CA_CERTS="$tmp/certs/ca.pem" SSL_CERT_FILE="$tmp/certs/ca.pem" \
+    EKV_TESTS_REQUIRED="${EKV_TESTS_REQUIRED:-0}" \
+    node "$EKV_SRCDIR/tests/compat/driver.js"
+tstatus=$?
+if [ $status -eq 0 ] || [ $status -eq 77 ]; then
+    [ $tstatus -ne 0 ] && status=$tstatus
+fi
 
 # 4. edgekv survived all of it and stops cleanly
 if ! kill -TERM "$edgekv_pid" 2>/dev/null; then
