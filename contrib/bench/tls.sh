@@ -10,7 +10,8 @@
 #   hit/plain        keep-alive hits on listen (the reference)
 #   hit/tls          keep-alive hits on tls-listen: the cost of TLS on the hit path
 #   hit/h2o          h2o 2.2 serving a 100-byte file over HTTPS with the same certificate
-#   handshake/tls    a new connection (and a full handshake) per request on tls-listen
+#   handshake/tls    a new connection (and a handshake) per request on tls-listen (wrk keeps
+#                    its session across reconnections: resumed handshakes, with tickets)
 #   handshake/h2o    the same against h2o
 # Each pair is run back to back, --rounds times, and the ratio reported is the median of the
 # rounds' ratios (shared machines drift). Prints requests/s, p50 and p99.

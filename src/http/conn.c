@@ -431,6 +431,8 @@ static void update(struct ekv_http_conn *conn)
                 out_len(conn) <= OUT_HIGH_WATER && evbuffer_get_length(conn->in) < IN_HIGH_WATER &&
                 (conn->in_message ||
                  (!conn->srv->draining && conn->nreqs < lim->max_pipeline));
+    /* an SSL_write that waits for the client's bytes needs them, whatever the backlog */
+    want_read = want_read || (conn->write_wants_read && !conn->broken && !conn->read_eof);
     set_reading(conn, want_read);
 
     if (conn->in_message && !conn->closing) {
