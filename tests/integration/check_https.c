@@ -866,6 +866,30 @@ START_TEST(test_session_resumption)
 }
 END_TEST
 
+/* Past max-connections a TLS client is closed at once (no plain 503 on a TLS port), and
+ * counted as refused; the connections before it go on. */
+START_TEST(test_max_connections)
+{
+    const char *args[] = {"--max-connections", "1", "--admin-listen", "127.0.0.1:0", NULL};
+    struct ekv_test_proc *p = start_pop(args);
+    SSL_CTX *ctx = ekv_test_tls_ctx(cert("ca.pem"), NULL, NULL, 0, 0);
+    struct ekv_test_conn *c = ekv_test_tls_connect(p->tls_port, ctx), *c2;
+    struct ekv_test_resp r = {0};
+    char err[256];
+
+    ck_assert_int_eq(treq(c, "GET", "/kv/none/k", NULL, NULL, &r), 404);
+    ekv_test_resp_free(&r);
+    ck_assert_int_ne(ekv_test_tls_try_connect(p->tls_port, ctx, NULL, NULL, &c2, err, sizeof(err)),
+                     0);
+    ck_assert_double_eq(apic_metric(p->admin_port, "edgekv_http_connections_refused_total"), 1);
+    ck_assert_int_eq(treq(c, "GET", "/kv/none/k", NULL, NULL, &r), 404);
+    ekv_test_resp_free(&r);
+    ekv_test_close(c);
+    SSL_CTX_free(ctx);
+    stop_pop(p);
+}
+END_TEST
+
 /* SIGTERM: an idle TLS connection is closed and edgekv stops at once. */
 START_TEST(test_graceful_stop)
 {
@@ -909,6 +933,7 @@ int main(void)
     tcase_add_test(tc, test_half_open_handshakes);
     tcase_add_test(tc, test_client_vanishes_mid_response);
     tcase_add_test(tc, test_session_resumption);
+    tcase_add_test(tc, test_max_connections);
     tcase_add_test(tc, test_graceful_stop);
     suite_add_tcase(s, tc);
     return ekv_test_run_suite(s);
