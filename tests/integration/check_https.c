@@ -866,6 +866,82 @@ START_TEST(test_session_resumption)
 }
 END_TEST
 
+/* A ClientHello sent one byte every 100 ms: progress does not move the deadline, the
+ * handshake must be over within header-timeout of the accept. */
+START_TEST(test_dribbled_client_hello)
+{
+    const char *args[] = {"--header-timeout", "1500ms", NULL};
+    struct ekv_test_proc *p = start_pop(args);
+    SSL_CTX *ctx = ekv_test_tls_ctx(cert("ca.pem"), NULL, NULL, 0, 0);
+    SSL *ssl = SSL_new(ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    struct ekv_test_conn *c;
+    char *hello;
+    long len, sent = 0;
+    uint64_t t0;
+
+    /* a real ClientHello, from a client whose output goes to memory */
+    SSL_set_bio(ssl, rb, wb);
+    SSL_set_connect_state(ssl);
+    ck_assert_int_ne(SSL_do_handshake(ssl), 1);
+    len = BIO_get_mem_data(wb, &hello);
+    ck_assert_int_gt(len, 100);
+    c = ekv_test_connect(p->tls_port);
+    t0 = ekv_test_now_ms();
+    while (sent < len && !ekv_test_wait_eof(c, 100)) {
+        if (ekv_test_send(c, hello + sent, 1) != 0)
+            break;
+        sent++;
+    }
+    ck_assert(ekv_test_wait_eof(c, 3000));
+    ck_assert_msg(sent < len, "the whole ClientHello went through (%ld bytes)", len);
+    ck_assert_msg(ekv_test_now_ms() - t0 < 2500, "closed after %llu ms, header-timeout 1500ms",
+                  (unsigned long long)(ekv_test_now_ms() - t0));
+    ck_assert_msg(sent > 5, "closed after %ld bytes only", sent);
+    ck_assert_double_eq(metric(p->port, "edgekv_tls_handshake_failures_total"), 1);
+    ekv_test_close(c);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    stop_pop(p);
+}
+END_TEST
+
+/* SIGTERM with a request in flight on a TLS connection (Redis paused): it is answered, with
+ * Connection: close, then edgekv exits 0. */
+START_TEST(test_graceful_stop_in_flight)
+{
+    const char *args[] = {"--origin-timeout", "5s", NULL};
+    struct ekv_test_proc *p = start_pop(args);
+    SSL_CTX *ctx = ekv_test_tls_ctx(cert("ca.pem"), NULL, NULL, 0, 0);
+    struct ekv_test_conn *c;
+    struct ekv_test_resp r = {0};
+    char sid[64], path[200], *reply;
+
+    ck_assert(ready(p->port));
+    apic_create_store(p->port, NULL, "drain", sid);
+    snprintf(path, sizeof(path), "/resources/stores/kv/%s/keys/k", sid);
+    c = ekv_test_tls_connect(p->tls_port, ctx);
+    reply = ekv_test_redis_cmd(redis, "CLIENT PAUSE %s ALL", "1500");
+    ck_assert_str_eq(reply, "OK");
+    free(reply);
+    ck_assert_int_eq(ekv_test_sendf(c, "PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"
+                                       "drain",
+                                    path),
+                     0);
+    ekv_test_sleep_ms(200); /* the request is with Redis */
+    ck_assert_int_eq(ekv_test_proc_signal(p, SIGTERM), 0);
+    ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(ekv_test_resp_header(&r, "Connection"), "close");
+    ekv_test_resp_free(&r);
+    ck_assert(ekv_test_wait_eof(c, 5000));
+    ck_assert_int_eq(ekv_test_proc_wait(p, 10000), 0);
+    ekv_test_proc_free(p);
+    ekv_test_close(c);
+    SSL_CTX_free(ctx);
+}
+END_TEST
+
 /* Past max-connections a TLS client is closed at once (no plain 503 on a TLS port), and
  * counted as refused; the connections before it go on. */
 START_TEST(test_max_connections)
@@ -933,6 +1009,8 @@ int main(void)
     tcase_add_test(tc, test_half_open_handshakes);
     tcase_add_test(tc, test_client_vanishes_mid_response);
     tcase_add_test(tc, test_session_resumption);
+    tcase_add_test(tc, test_dribbled_client_hello);
+    tcase_add_test(tc, test_graceful_stop_in_flight);
     tcase_add_test(tc, test_max_connections);
     tcase_add_test(tc, test_graceful_stop);
     suite_add_tcase(s, tc);
