@@ -278,6 +278,28 @@ START_TEST(test_framing_over_tls)
     ck_assert_int_eq(rs[2].status, 200);
     for (int i = 0; i < 3; i++)
         ekv_test_resp_free(&rs[i]);
+    /* 400 pipelined requests (about 120 KiB, many records) in one go: past the pipeline depth
+     * reading pauses with records still in OpenSSL's buffer; every one is answered, in order */
+    {
+        static struct ekv_test_resp many[400];
+        char pad[200], *burst = malloc(400 * 320);
+        size_t blen = 0;
+        memset(pad, 'p', sizeof(pad) - 1);
+        pad[sizeof(pad) - 1] = '\0';
+        for (int i = 0; i < 400; i++)
+            blen += (size_t)sprintf(burst + blen,
+                                    "GET %s?n=%d HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n\r\n",
+                                    i % 2 ? path : "/healthz", i, pad);
+        ck_assert_int_eq(ekv_test_send(c, burst, blen), 0);
+        free(burst);
+        ck_assert_uint_eq(ekv_test_read_n(c, many, 400, NULL), 400);
+        for (int i = 0; i < 400; i++) {
+            ck_assert_int_eq(many[i].status, 200);
+            if (i % 2)
+                ck_assert_str_eq(many[i].body, "alpha");
+            ekv_test_resp_free(&many[i]);
+        }
+    }
     /* 100-continue: the interim answer comes over TLS before the body is sent */
     ck_assert_int_eq(ekv_test_sendf(c,
                                     "PUT %s HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
