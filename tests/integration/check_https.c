@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -299,6 +301,27 @@ START_TEST(test_framing_over_tls)
                 ck_assert_str_eq(many[i].body, "alpha");
             ekv_test_resp_free(&many[i]);
         }
+    }
+    /* requests of two full TLS records and a small third one, sent at once (corked): a body
+     * that spans records and reads, whatever OpenSSL has read ahead */
+    for (int round = 0; round < 5; round++) {
+        char head[200], *req;
+        int hlen = snprintf(head, sizeof(head),
+                            "PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: 00000\r\n\r\n", path);
+        size_t total = 2 * 16384 + 300 + (size_t)round * 40, blen = total - (size_t)hlen;
+        req = malloc(total);
+        hlen = snprintf(req, total, "PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %05zu\r\n\r\n",
+                        path, blen);
+        ck_assert_uint_eq((size_t)hlen + blen, total);
+        memset(req + hlen, 'b', blen);
+        /* corked: the three records reach the server in one go */
+        ck_assert_int_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &(int){1}, sizeof(int)), 0);
+        ck_assert_int_eq(ekv_test_send(c, req, total), 0);
+        ck_assert_int_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int)), 0);
+        free(req);
+        ck_assert_int_eq(ekv_test_read_final(c, &r, 0), EKV_TEST_OK);
+        ck_assert_int_eq(r.status, 200);
+        ekv_test_resp_free(&r);
     }
     /* 100-continue: the interim answer comes over TLS before the body is sent */
     ck_assert_int_eq(ekv_test_sendf(c,
