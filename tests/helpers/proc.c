@@ -84,11 +84,13 @@ struct ekv_test_proc *ekv_test_spawn(const char *bin, const char *const *argv, c
     snprintf(p->log_path, sizeof(p->log_path), "%s/output.log", dir);
     ck_assert_msg(pipe2(pfd, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
     p->pid = fork();
-    ck_assert_msg(p->pid >= 0, "fork: %s", strerror(errno));
     if (p->pid == 0) {
+        /* nothing of Check in the child: an assertion takes Check's lock, which another thread
+         * of the test (check_chaos) may have held at the fork, forever in the child */
         close(pfd[0]);
         exec_child(bin, argv, p->dir, p->log_path, pfd[1]);
     }
+    ck_assert_msg(p->pid >= 0, "fork: %s", strerror(errno));
     close(pfd[1]);
     do
         got = read(pfd[0], &e, sizeof(e)); /* EOF: exec succeeded (the pipe was close-on-exec) */
