@@ -228,6 +228,9 @@ START_TEST(test_requests_with_curl)
     CURL("hit", "200", "-D - -o /dev/null https://127.0.0.1:%u/resources/stores/kv/%s/keys/k1",
          p->tls_port, sid);
     CURL("\"k2\"", "200", "https://127.0.0.1:%u/resources/stores/kv/%s/keys", p->tls_port, sid);
+    /* a streamed response (chunked) over TLS: the export */
+    CURL("\"end\":true", "200", "https://127.0.0.1:%u/resources/stores/kv/%s/export", p->tls_port,
+         sid);
     CURL("", "204", "-X DELETE https://127.0.0.1:%u/resources/stores/kv/%s/keys/k1", p->tls_port,
          sid);
     CURL("", "404", "https://127.0.0.1:%u/resources/stores/kv/%s/keys/k1", p->tls_port, sid);
